@@ -1,0 +1,5 @@
+"""Embedding layers."""
+
+from synthembed.layers.embedding import Embedding
+
+__all__ = ["Embedding"]

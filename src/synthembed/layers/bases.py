@@ -1,0 +1,74 @@
+"""Bases: where stored vectors live.
+
+A base maps integer ids of any shape ``(*)`` to ``(*, embedding_dim)`` vectors.
+``full`` is a dense table (our :class:`~synthembed.Embedding`); compressed bases
+(hash, quotient-remainder, deep hash, low-rank, mixed dimensions) spend far less
+memory on huge vocabularies. Every base registers itself by name, so
+``SyntheticEmbeddingLayer(base="qr")`` and ``make_base("qr", ...)`` find it.
+
+The interface every base keeps (see :class:`Base`):
+
+- attributes ``num_embeddings`` and ``embedding_dim``;
+- ``forward(ids)``: ``(*)`` long ids -> ``(*, D)``; ids were already checked
+  against ``[0, num_embeddings)`` by the caller unless the base says otherwise;
+- ``grow(n) -> (n,) new ids``: room for ``n`` more ids without renumbering;
+- ``get_config()`` / ``from_config()`` for :func:`synthembed.save`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import torch
+from torch import nn
+
+from synthembed.errors import ConfigError
+from synthembed.layers.embedding import Embedding
+
+__all__ = ["BASES", "Base", "make_base", "register_base"]
+
+
+@runtime_checkable
+class Base(Protocol):
+    """What a base provides to :class:`~synthembed.SyntheticEmbeddingLayer`."""
+
+    num_embeddings: int
+    embedding_dim: int
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor: ...
+
+    def grow(self, n: int) -> torch.Tensor: ...
+
+    def get_config(self) -> dict[str, Any]: ...
+
+
+BASES: dict[str, Callable[..., nn.Module]] = {}
+M = TypeVar("M", bound=Callable[..., nn.Module])
+
+
+def register_base(name: str) -> Callable[[M], M]:
+    """Decorator: make a base class (or factory) available under ``name``."""
+
+    def decorate(factory: M) -> M:
+        BASES[name] = factory
+        return factory
+
+    return decorate
+
+
+def make_base(name: str, num_embeddings: int, embedding_dim: int, **options: Any) -> nn.Module:
+    """Build the base registered as ``name``.
+
+    Raises:
+        ConfigError: ``name`` is not registered; the message lists the registered names.
+    """
+    if name not in BASES:
+        raise ConfigError(
+            f"Unknown base {name!r}; registered bases are {sorted(BASES)}. "
+            "Register your own with @register_base(name)."
+        )
+    return BASES[name](num_embeddings, embedding_dim, **options)
+
+
+register_base("full")(Embedding)
