@@ -1,0 +1,298 @@
+"""Categorical columns to integer ids: a scikit-learn transformer and the helpers it shares.
+
+:class:`EmbeddingEncoder` maps each categorical column to the ids of its own
+:class:`~synthembed.vocab.Vocabulary`, with the same out-of-vocabulary policies
+(``"error"``, ``"unk"``, ``"hash"``) and the same handling of missing values as
+:class:`~synthembed.layers.tabular.TabularEmbedding`, so ids made in a
+scikit-learn ``Pipeline`` index the same rows as the layer's tables.
+
+Tokens are normalised the same way everywhere: strings stay strings, whole
+numbers (ints, and floats such as ``3.0``) become ints, booleans become
+``"True"``/``"False"``, anything else its ``str()``. Missing values (None, NaN,
+``pd.NA``, NaT) are not out-of-vocabulary: they map to the ``"<missing>"`` id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from synthembed._validation import check_choice, check_int, require
+from synthembed.errors import ConfigError, NotFittedError, ShapeError, UnknownTokenError
+from synthembed.vocab import OOVPolicy, Token, Vocabulary
+
+__all__ = [
+    "CATEGORICAL_SPECIALS",
+    "MISSING_TOKEN",
+    "EmbeddingEncoder",
+    "build_column_vocab",
+    "encode_column",
+    "to_token",
+]
+
+MISSING_TOKEN = "<missing>"
+UNK_TOKEN = "<unk>"
+#: Specials of a categorical column's vocabulary: ids 0 and 1.
+CATEGORICAL_SPECIALS = (UNK_TOKEN, MISSING_TOKEN)
+_OOV = ("error", "unk", "hash")
+#: Hash buckets used with ``oov="hash"`` when ``num_buckets`` is not given.
+DEFAULT_NUM_BUCKETS = 16
+
+try:  # scikit-learn is optional: the class still imports without it, and fit says what to install.
+    from sklearn.base import BaseEstimator, TransformerMixin
+except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    BaseEstimator = object  # type: ignore[assignment,misc]
+    TransformerMixin = object  # type: ignore[assignment,misc]
+
+
+def _pandas() -> Any:
+    return require("pandas", "data", "Encoding categorical columns")
+
+
+def to_token(value: Any) -> Token:
+    """Normalise one non-missing cell to a vocabulary token (str or int).
+
+    Example:
+        >>> to_token(3.0), to_token(True), to_token("a"), to_token(2.5)
+        (3, 'True', 'a', '2.5')
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        if math.isfinite(f) and f.is_integer():
+            return int(f)
+        return str(f)
+    return str(value)
+
+
+def _factorize(values: Any) -> tuple[np.ndarray, list[Any]]:
+    """Codes (-1 for missing) and the distinct non-missing values, in first-seen order."""
+    pd = _pandas()
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), list(uniques)
+
+
+def build_column_vocab(
+    values: Any,
+    *,
+    oov: OOVPolicy = "unk",
+    num_buckets: int | None = None,
+    min_freq: int = 1,
+    max_size: int | None = None,
+) -> Vocabulary:
+    """Count one categorical column and build its vocabulary.
+
+    Ids ``0`` and ``1`` are ``"<unk>"`` and ``"<missing>"``; with ``oov="hash"``
+    the hash buckets follow, then the values, most frequent first.
+
+    Args:
+        values: a 1-d array, list or pandas Series (missing values are skipped).
+        oov: what an unseen value becomes at encode time.
+        num_buckets: hash buckets for ``oov="hash"`` (default 16).
+        min_freq: keep values seen at least this often (rarer ones become OOV).
+        max_size: keep at most this many values.
+
+    Example:
+        >>> v = build_column_vocab(["a", "b", "a", None])
+        >>> v.tokens, len(v)
+        (['a', 'b'], 4)
+    """
+    check_choice("build_column_vocab", "oov", oov, _OOV)
+    codes, uniques = _factorize(values)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    counter: Counter[Token] = Counter()
+    for value, count in zip(uniques, counts.tolist()):
+        counter[to_token(value)] += int(count)
+    return Vocabulary.build(
+        counter,
+        min_freq=min_freq,
+        max_size=max_size,
+        specials=CATEGORICAL_SPECIALS,
+        pad_token=None,
+        unk_token=UNK_TOKEN,
+        oov=oov,
+        num_buckets=(num_buckets or DEFAULT_NUM_BUCKETS) if oov == "hash" else None,
+    )
+
+
+def encode_column(values: Any, vocab: Vocabulary, column: Any) -> np.ndarray:
+    """Map one column to ids with ``vocab``; missing cells get the ``"<missing>"`` id.
+
+    Each distinct value is looked up once, so a column of a million rows with a
+    few thousand values costs one ``pandas.factorize`` and a few thousand lookups.
+
+    Raises:
+        UnknownTokenError: an unseen value under ``oov="error"``; the message names
+            the column.
+
+    Returns:
+        A ``(n,)`` int64 array.
+    """
+    codes, uniques = _factorize(values)
+    try:
+        table = np.fromiter((vocab.encode(to_token(u)) for u in uniques), np.int64, len(uniques))
+    except UnknownTokenError as exc:
+        raise UnknownTokenError(f"Column {column!r}: {exc}") from exc
+    missing = vocab.key_to_index.get(MISSING_TOKEN)
+    if missing is None:
+        missing = vocab.unk_id
+    if missing is None and bool((codes < 0).any()):
+        raise UnknownTokenError(
+            f"Column {column!r} has missing values but its vocabulary has neither a "
+            f"'{MISSING_TOKEN}' nor an unknown token; fill the missing values first."
+        )
+    out = np.full(codes.shape, -1 if missing is None else missing, dtype=np.int64)
+    seen = codes >= 0
+    out[seen] = table[codes[seen]]
+    return out
+
+
+class EmbeddingEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc,valid-type]
+    """scikit-learn transformer: categorical columns to embedding ids, one vocabulary each.
+
+    Every column gets a :class:`~synthembed.vocab.Vocabulary` (ids ``0`` =
+    ``"<unk>"``, ``1`` = ``"<missing>"``, then hash buckets under ``oov="hash"``,
+    then the values, most frequent first). The output is an ``int64`` array of
+    ids, ready for ``synthembed.Embedding(cardinalities_[j], dim)`` per column,
+    and it works inside a ``Pipeline`` or ``ColumnTransformer``.
+
+    Args:
+        oov: what an unseen value becomes: ``"unk"`` (id 0), ``"hash"`` (one of
+            ``num_buckets`` ids by a stable hash) or ``"error"``
+            (:class:`~synthembed.errors.UnknownTokenError` naming the column).
+        num_buckets: hash buckets per column with ``oov="hash"`` (default 16).
+        min_freq: values seen fewer times in ``fit`` are treated as unseen.
+        max_size: keep at most this many values per column (most frequent).
+
+    Attributes:
+        vocabularies_: one fitted vocabulary per column.
+        cardinalities_: ``len`` of each vocabulary (the table sizes to use).
+        n_features_in_, feature_names_in_: as everywhere in scikit-learn.
+
+    Shape:
+        ``(n_samples, n_features)`` values -> ``(n_samples, n_features)`` int64 ids.
+
+    Example:
+        >>> import pandas as pd
+        >>> enc = EmbeddingEncoder().fit(pd.DataFrame({"c": ["x", "y", "x"]}))
+        >>> enc.transform(pd.DataFrame({"c": ["x", "zzz", None]})).ravel().tolist()
+        [2, 0, 1]
+        >>> enc.get_feature_names_out().tolist()
+        ['c']
+    """
+
+    def __init__(
+        self,
+        *,
+        oov: OOVPolicy = "unk",
+        num_buckets: int | None = None,
+        min_freq: int = 1,
+        max_size: int | None = None,
+    ) -> None:
+        # scikit-learn convention: store the arguments untouched; fit validates them.
+        self.oov = oov
+        self.num_buckets = num_buckets
+        self.min_freq = min_freq
+        self.max_size = max_size
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values have their own id
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        if tags.transformer_tags is not None:
+            tags.transformer_tags.preserves_dtype = []  # the output is always int64 ids
+        return tags
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "vocabularies_"):
+            from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+            class _NotFitted(NotFittedError, SklearnNotFittedError):
+                """Caught as ours (RuntimeError) and as scikit-learn's (ValueError, AttributeError)."""
+
+            raise _NotFitted(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+    def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
+        from sklearn.utils.validation import validate_data
+
+        return validate_data(  # type: ignore[no-any-return]
+            self, X, reset=reset, dtype=None, ensure_all_finite=False
+        )
+
+    def fit(self, X: Any, y: Any = None) -> EmbeddingEncoder:
+        """Build one vocabulary per column of ``X``; returns ``self``."""
+        require("sklearn", "data", "EmbeddingEncoder")
+        owner = type(self).__name__
+        check_choice(owner, "oov", self.oov, _OOV)
+        if self.oov == "hash":
+            check_int(owner, "num_buckets", self.num_buckets, 1, optional=True)
+        elif self.num_buckets is not None:
+            raise ConfigError(
+                f"The 'num_buckets' parameter of {owner} only applies to oov='hash'; "
+                f"got num_buckets={self.num_buckets!r} with oov={self.oov!r}."
+            )
+        check_int(owner, "min_freq", self.min_freq, 1)
+        check_int(owner, "max_size", self.max_size, 0, optional=True)
+        data = self._validate(X, reset=True)
+        self.vocabularies_ = [
+            build_column_vocab(
+                data[:, j],
+                oov=self.oov,
+                num_buckets=self.num_buckets,
+                min_freq=self.min_freq,
+                max_size=self.max_size,
+            )
+            for j in range(data.shape[1])
+        ]
+        self.cardinalities_ = [len(v) for v in self.vocabularies_]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Map each column to ids of its vocabulary; unseen values follow ``oov``."""
+        self._check_fitted()
+        data = self._validate(X, reset=False)
+        names = self._names()
+        out = np.empty(data.shape, dtype=np.int64)
+        for j, vocab in enumerate(self.vocabularies_):
+            out[:, j] = encode_column(data[:, j], vocab, names[j])
+        return out
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Map ids back to values (``"<unk>"``, ``"<missing>"`` or bucket names where lossy)."""
+        self._check_fitted()
+        ids = np.asarray(X)
+        if ids.ndim != 2 or ids.shape[1] != len(self.vocabularies_):
+            raise ShapeError(
+                f"inverse_transform expects ids of shape (n, {len(self.vocabularies_)}); "
+                f"got {ids.shape}."
+            )
+        out = np.empty(ids.shape, dtype=object)
+        for j, vocab in enumerate(self.vocabularies_):
+            out[:, j] = vocab.decode([int(i) for i in ids[:, j]], strip_padding=False)
+        return out
+
+    def _names(self) -> list[Any]:
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            return list(names)
+        return [f"x{j}" for j in range(self.n_features_in_)]
+
+    def get_feature_names_out(self, input_features: Sequence[str] | None = None) -> np.ndarray:
+        """One output column per input column, with the input's names (``x0, x1, ...`` for arrays)."""
+        from sklearn.utils.validation import _check_feature_names_in
+
+        self._check_fitted()
+        return np.asarray(_check_feature_names_in(self, input_features), dtype=object)
