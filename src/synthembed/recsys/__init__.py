@@ -1,0 +1,1 @@
+"""Recommender pieces for cold-start evaluation: split, metrics, features, models."""
