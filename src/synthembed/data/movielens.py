@@ -162,7 +162,7 @@ def _from_directory(directory: Path) -> MovieLens:
     movies = movies.assign(
         title=[t for t, _ in split],
         year=[y for _, y in split],
-        genres=movies["genres"] if "genres" in movies else "",
+        genres=movies.get("genres", ""),
     )
     return _tidy(ratings, movies, f"'{directory}'")
 
