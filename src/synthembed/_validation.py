@@ -81,9 +81,7 @@ def check_float(
         )
     if not ok:
         kind = "a float" + (" or None" if optional else "")
-        interval = (
-            f"{_fmt_bound(low, low_closed, True)}, {_fmt_bound(high, high_closed, False)}"
-        )
+        interval = f"{_fmt_bound(low, low_closed, True)}, {_fmt_bound(high, high_closed, False)}"
         raise ConfigError(
             f"The '{name}' parameter of {owner} must be {kind} in the range {interval}. "
             f"Got {value!r} instead."

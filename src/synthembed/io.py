@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "atomic_write",
     "load",
     "load_weights",
+    "read_tensors",
     "register_savable",
     "save",
     "save_weights",
@@ -76,8 +78,11 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    encoding = None if "b" in mode else "utf-8"
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+        # mkstemp creates the file private (0600); give it the usual permissions instead.
+        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644)
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -110,7 +115,8 @@ def _dedupe(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], di
     """Keep one copy of tensors that share storage (tied weights); map aliases to it."""
     unique: dict[str, torch.Tensor] = {}
     aliases: dict[str, str] = {}
-    seen: dict[tuple[int, int, tuple[int, ...], tuple[int, ...], torch.dtype], str] = {}
+    seen: dict[tuple[Any, ...], str] = {}
+    storages: set[int] = set()
     for name, tensor in state.items():
         t = tensor.detach()
         if t.numel() == 0:
@@ -127,11 +133,16 @@ def _dedupe(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], di
             aliases[name] = seen[key]
         else:
             seen[key] = name
-            unique[name] = t.contiguous().cpu()
+            ptr = key[0]
+            # safetensors refuses distinct tensors that overlap one storage (views): copy those.
+            unique[name] = t.contiguous().cpu() if ptr not in storages else t.clone().cpu()
+            storages.add(ptr)
     return unique, aliases
 
 
-def _write(path: str | os.PathLike[str], state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+def _write(
+    path: str | os.PathLike[str], state: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
     from safetensors.torch import save as st_save
 
     tensors, aliases = _dedupe(state)
@@ -146,7 +157,9 @@ def _write(path: str | os.PathLike[str], state: dict[str, torch.Tensor], meta: d
         handle.write(payload)
 
 
-def _read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _read(
+    path: str | os.PathLike[str], *, require_metadata: bool = True
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from safetensors import SafetensorError
     from safetensors.torch import load as st_load
 
@@ -158,20 +171,24 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[s
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
         raw_meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
-    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError) as exc:
         raise FileFormatError(
             f"'{p}' is not a readable safetensors file ({exc}); it may be truncated or not "
             "written by synthembed.save."
         ) from exc
     if _KEY not in raw_meta:
+        if not require_metadata:
+            return tensors, {}
         raise FileFormatError(
             f"'{p}' is a safetensors file without synthembed metadata; load plain weights "
             "with synthembed.load_weights(module, path) instead."
         )
     try:
         header = json.loads(raw_meta[_KEY])
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, TypeError) as exc:
         raise FileFormatError(f"'{p}' has corrupt synthembed metadata: {exc}.") from exc
+    if not isinstance(header, dict):
+        raise FileFormatError(f"'{p}' has corrupt synthembed metadata: not a JSON object.")
     version = header.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
         raise FileFormatError(
@@ -184,11 +201,27 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[s
             "(the file was modified or corrupted)."
         )
     aliases = header.get("aliases", {})
+    if not isinstance(aliases, dict):
+        raise FileFormatError(f"'{p}' has corrupt synthembed metadata: 'aliases' is not a map.")
     for alias, source in aliases.items():
         if source not in tensors:
             raise FileFormatError(f"'{p}' ties '{alias}' to missing tensor '{source}'.")
         tensors[alias] = tensors[source]
     return tensors, header
+
+
+def read_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read every tensor of a safetensors file, tied names included, without building a module.
+
+    Files written by :func:`save` / :func:`save_weights` have their checksum
+    verified; plain safetensors files (from other libraries) are read as they are.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        FileFormatError: the file is truncated, tampered with or of a newer version.
+    """
+    tensors, _ = _read(path, require_metadata=False)
+    return tensors
 
 
 def _load_into(module: nn.Module, tensors: dict[str, torch.Tensor], path: Any) -> None:
@@ -273,6 +306,11 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
     """
     tensors, header = _read(path)
     cls_name = header.get("class")
+    if cls_name is None:
+        raise FileFormatError(
+            f"'{path}' holds weights only (written by save_weights); load them into a module "
+            "with synthembed.load_weights(module, path)."
+        )
     if cls_name not in _REGISTRY:
         raise FileFormatError(
             f"'{path}' holds a {cls_name!r}, which this synthembed does not know; "
@@ -280,7 +318,7 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
         )
     try:
         module = _REGISTRY[cls_name](header["config"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FileFormatError(f"'{path}' has an invalid {cls_name} configuration: {exc}") from exc
     _load_into(module, tensors, path)
     return module.to(map_location)

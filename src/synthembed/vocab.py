@@ -21,13 +21,18 @@ from typing import Any, Literal, Union, overload
 import torch
 
 from synthembed._validation import check_choice, check_int
-from synthembed.errors import ConfigError, FileFormatError, InvalidIndexError, ShapeError
-from synthembed.errors import UnknownTokenError
+from synthembed.errors import (
+    ConfigError,
+    FileFormatError,
+    InvalidIndexError,
+    ShapeError,
+    UnknownTokenError,
+)
 from synthembed.io import atomic_write
 
 __all__ = ["EncodedBatch", "Token", "Vocabulary"]
 
-Token = Union[str, int]
+Token = Union[str, int]  # noqa: UP007 (a runtime alias, valid on Python 3.10)
 OOVPolicy = Literal["error", "unk", "hash"]
 _FORMAT = "synthembed.vocabulary"
 _VERSION = 1
@@ -61,7 +66,7 @@ def _is_missing(token: Any) -> bool:
 def _normalize(token: Any) -> Token:
     """Accept str and int tokens (numpy/pandas integers included); reject the rest clearly."""
     if isinstance(token, str):
-        return token
+        return str(token)  # numpy.str_ and other subclasses become plain str
     if isinstance(token, bool):
         raise ShapeError(
             f"Vocabulary tokens must be str or int; got the bool {token!r}. "
@@ -82,6 +87,19 @@ def _normalize(token: Any) -> Token:
         f"Vocabulary tokens must be str or int; got {type(token).__name__} {token!r}. "
         "Convert them to strings first."
     )
+
+
+def _as_index(value: Any) -> int:
+    """An id for decode: ints (numpy ints included), never bools or floats."""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", 0) == 0:
+        value = item()
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ShapeError(
+            f"decode expects integer ids; got {type(value).__name__} {value!r}. "
+            "Cast float ids with int() or .long() first."
+        )
+    return value
 
 
 def _stable_hash(token: Token) -> int:
@@ -107,11 +125,14 @@ class Vocabulary:
         tokens: the regular tokens, in id order (duplicates are an error). Use
             :meth:`build` to count a corpus instead.
         specials: special tokens placed first, in order. Default ``("<pad>", "<unk>")``.
-        pad_token: which special pads batches (``None`` for none). Default ``"<pad>"``.
-        unk_token: which special stands for unknown tokens under ``oov="unk"``.
+        pad_token: which special pads batches (``None`` for none). Default ``"<pad>"``
+            when it is among the specials, else None.
+        unk_token: which special stands for unknown tokens under ``oov="unk"``. Default
+            ``"<unk>"`` when it is among the specials, else None.
         oov: what an unknown token becomes: ``"error"`` raises
             :class:`UnknownTokenError`, ``"unk"`` maps to the unknown id, ``"hash"``
             spreads unknown tokens over ``num_buckets`` extra ids by a stable hash.
+            Default: ``"unk"`` when there is an unknown token, else ``"error"``.
         num_buckets: number of hash buckets (required, >= 1, with ``oov="hash"``).
         counts: optional training counts aligned with ``tokens``.
 
@@ -130,13 +151,25 @@ class Vocabulary:
         specials: Sequence[str] = ("<pad>", "<unk>"),
         pad_token: str | None = "<pad>",
         unk_token: str | None = "<unk>",
-        oov: OOVPolicy = "unk",
+        oov: OOVPolicy | None = None,
         num_buckets: int | None = None,
         counts: Iterable[int] | None = None,
     ) -> None:
         owner = "Vocabulary"
-        check_choice(owner, "oov", oov, _OOV_POLICIES)
+        if isinstance(specials, str):
+            raise ConfigError(
+                f"specials must be a sequence of strings; got the string {specials!r}. "
+                f"Write specials=({specials!r},)."
+            )
         specials = list(specials)
+        # The default names apply only when the specials hold them.
+        if pad_token == "<pad>" and "<pad>" not in specials:
+            pad_token = None
+        if unk_token == "<unk>" and "<unk>" not in specials:
+            unk_token = None
+        if oov is None:
+            oov = "unk" if unk_token is not None else "error"
+        check_choice(owner, "oov", oov, _OOV_POLICIES)
         for s in specials:
             if not isinstance(s, str):
                 raise ConfigError(f"Special tokens must be strings; got {s!r} in {specials!r}.")
@@ -171,7 +204,10 @@ class Vocabulary:
         self._index_to_key.extend(f"<hash:{b}>" for b in range(self.num_buckets))
         self._counts.extend([0] * self.num_buckets)
         token_list = [_normalize(t) for t in tokens]
-        count_list = [0] * len(token_list) if counts is None else [int(c) for c in counts]
+        count_list = [0] * len(token_list) if counts is None else list(counts)
+        for c in count_list:
+            if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+                raise ConfigError(f"Token counts must be non-negative ints; got {c!r}.")
         if len(count_list) != len(token_list):
             raise ConfigError(
                 f"counts has {len(count_list)} entries but tokens has {len(token_list)}; "
@@ -195,7 +231,7 @@ class Vocabulary:
         specials: Sequence[str] = ("<pad>", "<unk>"),
         pad_token: str | None = "<pad>",
         unk_token: str | None = "<unk>",
-        oov: OOVPolicy = "unk",
+        oov: OOVPolicy | None = None,
         num_buckets: int | None = None,
     ) -> Vocabulary:
         """Count a corpus and keep its tokens, most frequent first (ties: first appearance).
@@ -212,6 +248,11 @@ class Vocabulary:
             ...                  oov="error").tokens
             ['b', 'a']
         """
+        if isinstance(data, (str, bytes)):
+            raise ShapeError(
+                f"Vocabulary.build got a single string ({data[:40]!r}); pass a list of tokens "
+                "(for example text.split()) or a list of such lists."
+            )
         check_int("Vocabulary.build", "min_freq", min_freq, 1)
         check_int("Vocabulary.build", "max_size", max_size, 0, optional=True)
         counter: Counter[Token] = Counter()
@@ -351,11 +392,20 @@ class Vocabulary:
             key = token
         if self.oov == "unk":
             return self._key_to_index[self.unk_token]  # type: ignore[index]
-        if self.oov == "hash" and not _is_missing(token):
-            return len(self._specials) + _stable_hash(key) % self.num_buckets
+        if self.oov == "hash":
+            if not _is_missing(token):
+                return len(self._specials) + _stable_hash(key) % self.num_buckets
+            if self.unk_token is not None:
+                return self._key_to_index[self.unk_token]
+            raise UnknownTokenError(
+                f"A missing value ({token!r}) cannot be encoded: this vocabulary has no unknown "
+                "token. Drop or fill missing values first, or build it with an '<unk>' special."
+            )
         hint = ""
         if isinstance(key, str) and len(self._key_to_index) <= 200_000:
-            close = difflib.get_close_matches(key, [k for k in self._key_to_index if isinstance(k, str)], n=3)
+            close = difflib.get_close_matches(
+                key, [k for k in self._key_to_index if isinstance(k, str)], n=3
+            )
             if close:
                 hint = f" Close tokens: {close!r}."
         raise UnknownTokenError(
@@ -378,7 +428,11 @@ class Vocabulary:
         Raises:
             UnknownTokenError: an unknown token under ``oov="error"``.
         """
-        if isinstance(tokens, (str, int)) or not isinstance(tokens, Iterable):
+        if (
+            isinstance(tokens, (str, int))
+            or not isinstance(tokens, Iterable)
+            or getattr(tokens, "ndim", 1) == 0
+        ):
             if max_length is not None:
                 raise ConfigError("max_length applies to sequences, not to a single token.")
             return self._encode_one(tokens)
@@ -463,12 +517,13 @@ class Vocabulary:
         if isinstance(ids, bool):
             raise ShapeError("decode expects integer ids; got a bool.")
         if isinstance(ids, int) or (hasattr(ids, "ndim") and getattr(ids, "ndim", 1) == 0):
-            return self._decode_one(int(ids))
+            return self._decode_one(_as_index(ids))
         items = list(ids)
         if items and all(isinstance(x, Iterable) for x in items):
             return [self.decode(x, strip_padding=strip_padding) for x in items]
         pad = self.pad_id if strip_padding else None
-        return [self._decode_one(int(i)) for i in items if pad is None or int(i) != pad]
+        indices = [_as_index(i) for i in items]
+        return [self._decode_one(i) for i in indices if pad is None or i != pad]
 
     def _decode_one(self, index: int) -> Token:
         if not 0 <= index < len(self._index_to_key):
@@ -536,14 +591,18 @@ class Vocabulary:
                 num_buckets=data["num_buckets"] or None,
                 counts=counts,
             )
-        except (ConfigError, ShapeError, TypeError) as exc:
+        except (ConfigError, ShapeError, TypeError, ValueError) as exc:
             raise FileFormatError(f"{source} is invalid: {exc}") from exc
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the vocabulary as JSON, atomically (temp file, fsync, rename)."""
         text = json.dumps(self.to_dict(), ensure_ascii=False)
-        with atomic_write(path, "w") as handle:
-            handle.write(text)
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: keep them as \\uXXXX escapes
+            data = json.dumps(self.to_dict(), ensure_ascii=True).encode("ascii")
+        with atomic_write(path, "wb") as handle:
+            handle.write(data)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocabulary:
@@ -551,13 +610,12 @@ class Vocabulary:
         p = Path(path)
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise FileFormatError(f"'{p}' is not valid vocabulary JSON: {exc}.") from exc
         return cls.from_dict(data, source=f"'{p}'")
 
 
 def _payload_checksum(payload: Mapping[str, Any]) -> str:
     body = {k: v for k, v in payload.items() if k != "checksum"}
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
