@@ -1,0 +1,316 @@
+"""Matrix factorisation with BPR loss, for any user and item embedding modules.
+
+:class:`MatrixFactorization` scores a user-item pair as the dot product of the
+user's and the item's vectors; the two embedding modules can be anything that
+maps ``(*)`` ids to ``(*, D)``: a plain :class:`~synthembed.Embedding`, a
+:class:`~synthembed.layers.synthetic_embedding.SyntheticEmbeddingLayer` serving
+cold items from their side features, or a compressed base. :func:`train_bpr`
+trains it with Bayesian personalised ranking (Rendle et al., 2009): for each
+observed pair ``(u, i)`` and a uniformly drawn item ``j`` from the training
+items, minimise ``-log sigmoid(s(u, i) - s(u, j))`` plus an L2 penalty on the
+vectors of the batch, plus any auxiliary loss the embedding modules report
+through ``get_loss()`` (reconstruction, adversarial).
+
+Negatives are drawn only from items that occur in training, so items that are
+cold by the protocol never receive a gradient: a plain table keeps their
+random initial rows, and a synthetic layer never sees their side features.
+
+Every call is seeded and deterministic on the CPU: initialisation, sampling and
+any randomness inside the modules draw from a forked torch generator seeded by
+``seed``, leaving the caller's global random state untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synthembed._validation import check_float, check_int
+from synthembed.errors import ConfigError, ShapeError
+from synthembed.layers.embedding import Embedding
+
+__all__ = [
+    "BPRConfig",
+    "MatrixFactorization",
+    "plain_mf",
+    "popularity_scores",
+    "random_scores",
+    "seeded",
+    "train_bpr",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's CPU generator seeded, restoring the caller's state after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _aux_loss(module: nn.Module) -> torch.Tensor | None:
+    get_loss = getattr(module, "get_loss", None)
+    if get_loss is None:
+        return None
+    loss = get_loss()
+    if loss is None:
+        return None
+    if not isinstance(loss, torch.Tensor):
+        loss = torch.as_tensor(float(loss))
+    return loss
+
+
+def _num_ids(module: nn.Module) -> int:
+    """Ids a module serves: its ``num_embeddings`` (or ``input_dim``, the synthetic layer's name)."""
+    for name in ("num_embeddings", "input_dim"):
+        value = getattr(module, name, None)
+        if isinstance(value, int):
+            return value
+    raise ConfigError(
+        f"{type(module).__name__} has neither 'num_embeddings' nor 'input_dim'; "
+        "MatrixFactorization needs embedding modules that say how many ids they serve."
+    )
+
+
+class MatrixFactorization(nn.Module):
+    """Dot-product recommender: ``score(u, i) = <user_embedding(u), item_embedding(i)>``.
+
+    Args:
+        user_embedding: maps ``(*)`` user ids to ``(*, D)``.
+        item_embedding: maps ``(*)`` item ids to ``(*, D)``.
+
+    Shape:
+        ``users (*)`` and ``items (*)`` -> scores ``(*)``.
+
+    Example:
+        >>> mf = plain_mf(3, 5, 4, seed=0)
+        >>> mf(torch.tensor([0, 2]), torch.tensor([1, 4])).shape
+        torch.Size([2])
+        >>> mf.score_matrix().shape
+        (3, 5)
+    """
+
+    def __init__(self, user_embedding: nn.Module, item_embedding: nn.Module) -> None:
+        super().__init__()
+        self.user_embedding = user_embedding
+        self.item_embedding = item_embedding
+
+    @property
+    def num_users(self) -> int:
+        """Number of user ids."""
+        return _num_ids(self.user_embedding)
+
+    @property
+    def num_items(self) -> int:
+        """Number of item ids."""
+        return _num_ids(self.item_embedding)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return (self.user_embedding(users) * self.item_embedding(items)).sum(dim=-1)
+
+    def aux_loss(self) -> torch.Tensor | None:
+        """Sum of the embedding modules' ``get_loss()`` of the last forward, if any."""
+        losses = [
+            loss
+            for loss in (_aux_loss(self.user_embedding), _aux_loss(self.item_embedding))
+            if loss is not None
+        ]
+        if not losses:
+            return None
+        total = losses[0]
+        for loss in losses[1:]:
+            total = total + loss
+        return total
+
+    @torch.no_grad()
+    def item_vectors(self, items: torch.Tensor | None = None) -> np.ndarray:
+        """Item vectors in evaluation mode (cold items as the module serves them).
+
+        Shape:
+            ``(V,)`` ids (default all) -> ``(V, D)`` float32 numpy array.
+        """
+        was = self.training
+        self.eval()
+        try:
+            ids = torch.arange(self.num_items) if items is None else items
+            return self.item_embedding(ids).detach().float().cpu().numpy()
+        finally:
+            self.train(was)
+
+    @torch.no_grad()
+    def user_vectors(self) -> np.ndarray:
+        """All user vectors in evaluation mode: ``(U, D)`` float32 numpy array."""
+        was = self.training
+        self.eval()
+        try:
+            return self.user_embedding(torch.arange(self.num_users)).detach().float().cpu().numpy()
+        finally:
+            self.train(was)
+
+    def score_matrix(self) -> np.ndarray:
+        """Scores of every user for every item: ``(U, V)`` float32 numpy array."""
+        return self.user_vectors() @ self.item_vectors().T
+
+
+def plain_mf(
+    num_users: int, num_items: int, embedding_dim: int, *, init_std: float = 0.1, seed: int
+) -> MatrixFactorization:
+    """Matrix factorisation with plain :class:`~synthembed.Embedding` tables.
+
+    Rows start as ``N(0, init_std^2)``: the ``N(0, 1)`` of ``nn.Embedding`` makes
+    initial scores of size ``D`` and saturates the BPR sigmoid.
+    """
+    check_int("plain_mf", "num_users", num_users, 1)
+    check_int("plain_mf", "num_items", num_items, 1)
+    check_int("plain_mf", "embedding_dim", embedding_dim, 1)
+    check_float("plain_mf", "init_std", init_std, 0.0, low_closed=False)
+    with seeded(seed):
+        users = Embedding(num_users, embedding_dim)
+        items = Embedding(num_items, embedding_dim)
+        nn.init.normal_(users.weight, std=init_std)
+        nn.init.normal_(items.weight, std=init_std)
+    return MatrixFactorization(users, items)
+
+
+@dataclass(frozen=True)
+class BPRConfig:
+    """Training budget and regularisation of :func:`train_bpr`.
+
+    Attributes:
+        epochs: passes over the training pairs.
+        batch_size: pairs per step.
+        lr: Adam learning rate.
+        l2: weight of the L2 penalty on the batch's user, positive and negative
+            vectors (mean over the batch; the usual BPR regulariser).
+        aux_weight: weight of the modules' auxiliary losses.
+        weight_decay: Adam weight decay on every parameter (0 = none).
+    """
+
+    epochs: int = 40
+    batch_size: int = 1024
+    lr: float = 5e-3
+    l2: float = 1e-4
+    aux_weight: float = 1.0
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_int("BPRConfig", "epochs", self.epochs, 0)
+        check_int("BPRConfig", "batch_size", self.batch_size, 1)
+        check_float("BPRConfig", "lr", self.lr, 0.0, low_closed=False)
+        check_float("BPRConfig", "l2", self.l2, 0.0)
+        check_float("BPRConfig", "aux_weight", self.aux_weight, 0.0)
+        check_float("BPRConfig", "weight_decay", self.weight_decay, 0.0)
+
+
+def train_bpr(
+    model: MatrixFactorization,
+    train_pairs: np.ndarray,
+    config: BPRConfig,
+    *,
+    seed: int,
+    negative_items: np.ndarray | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """Train ``model`` with the BPR loss on ``(user, item)`` pairs.
+
+    Args:
+        model: the recommender (trained in place).
+        train_pairs: ``(N, 2)`` int array of observed ``(user, item)`` pairs.
+        config: the training budget.
+        seed: seed of shuffling, negative sampling and module randomness.
+        negative_items: the items negatives are drawn from (uniformly);
+            defaults to the items that occur in ``train_pairs``.
+        on_epoch: called after every epoch with ``(epoch, mean loss)`` (for
+            progress bars).
+
+    Returns:
+        The mean training loss of each epoch.
+
+    Raises:
+        ShapeError: ``train_pairs`` is not ``(N, 2)`` with ``N >= 1``.
+        ConfigError: ``negative_items`` is empty.
+    """
+    pairs = np.asarray(train_pairs)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0:
+        raise ShapeError(
+            f"train_bpr expects train_pairs of shape (N, 2) with N >= 1; got {pairs.shape}."
+        )
+    pool = np.unique(pairs[:, 1]) if negative_items is None else np.asarray(negative_items)
+    if pool.size == 0:
+        raise ConfigError("train_bpr got an empty negative_items pool; pass at least one item.")
+    users_all = torch.as_tensor(pairs[:, 0], dtype=torch.long)
+    items_all = torch.as_tensor(pairs[:, 1], dtype=torch.long)
+    pool_t = torch.as_tensor(pool, dtype=torch.long)
+    optimizer = torch.optim.Adam(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+    )
+    n = len(pairs)
+    steps = math.ceil(n / config.batch_size)
+    history: list[float] = []
+    model.train()
+    with seeded(seed):
+        gen = torch.Generator().manual_seed(seed)
+        for epoch in range(config.epochs):
+            order = torch.randperm(n, generator=gen)
+            negatives = pool_t[torch.randint(len(pool_t), (n,), generator=gen)]
+            total = 0.0
+            for step in range(steps):
+                idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+                u, i, j = users_all[idx], items_all[idx], negatives[idx]
+                user_vec = model.user_embedding(u)  # (B, D)
+                item_vec = model.item_embedding(torch.stack([i, j], dim=1))  # (B, 2, D)
+                scores = (user_vec.unsqueeze(1) * item_vec).sum(dim=-1)  # (B, 2)
+                loss = -F.logsigmoid(scores[:, 0] - scores[:, 1]).mean()
+                if config.l2 > 0:
+                    reg = (
+                        user_vec.pow(2).sum(dim=-1).mean()
+                        + item_vec.pow(2).sum(dim=-1).sum(dim=-1).mean()
+                    )
+                    loss = loss + config.l2 * reg
+                aux = model.aux_loss()
+                if aux is not None and config.aux_weight > 0:
+                    loss = loss + config.aux_weight * aux
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+            history.append(total / steps)
+            if on_epoch is not None:
+                on_epoch(epoch, history[-1])
+            logger.debug("BPR epoch %d: loss %.4f", epoch, history[-1])
+    model.eval()
+    return history
+
+
+def popularity_scores(
+    train_pairs: np.ndarray, num_users: int, num_items: int, *, seed: int
+) -> np.ndarray:
+    """Popularity floor: every user gets each item's training count.
+
+    Ties (e.g. among cold items, all zero) are broken by a seeded random
+    perturbation smaller than one count, so a tie is a random order rather
+    than the index order.
+
+    Shape:
+        ``(N, 2)`` pairs -> ``(num_users, num_items)`` float32 scores.
+    """
+    counts = np.bincount(np.asarray(train_pairs)[:, 1], minlength=num_items).astype(np.float64)
+    jitter = np.random.default_rng(seed).random(num_items) * 0.5
+    return np.broadcast_to((counts + jitter).astype(np.float32), (num_users, num_items)).copy()
+
+
+def random_scores(num_users: int, num_items: int, *, seed: int) -> np.ndarray:
+    """Random floor: independent uniform scores, ``(num_users, num_items)`` float32."""
+    return np.random.default_rng(seed).random((num_users, num_items), dtype=np.float32)
