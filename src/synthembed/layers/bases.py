@@ -9,8 +9,12 @@ memory on huge vocabularies. Every base registers itself by name, so
 The interface every base keeps (see :class:`Base`):
 
 - attributes ``num_embeddings`` and ``embedding_dim``;
-- ``forward(ids)``: ``(*)`` long ids -> ``(*, D)``; ids were already checked
-  against ``[0, num_embeddings)`` by the caller unless the base says otherwise;
+- ``forward(ids)``: ``(*)`` long ids -> ``(*, D)``. Every base checks its own
+  ids (a wrapping layer may check first for a better message). Bases whose
+  class attribute ``accepts_any_id`` is True (``hash``, ``qr``, ``dhe``) hash
+  their ids and take any 64-bit id in ``[0, 2**63 - 1]``: for them
+  ``num_embeddings`` is the number of ids the tables are sized for, not a
+  bound, so a caller must only reject negative ids, not ids ``>= num_embeddings``;
 - ``grow(n) -> (n,) new ids``: room for ``n`` more ids without renumbering;
 - ``get_config()`` / ``from_config()`` for :func:`synthembed.save`.
 """
@@ -72,3 +76,6 @@ def make_base(name: str, num_embeddings: int, embedding_dim: int, **options: Any
 
 
 register_base("full")(Embedding)
+
+# The compressed bases register themselves on import ("hash", "qr", "dhe", "lowrank", "mixed").
+import synthembed.layers.compressed  # noqa: E402, F401
