@@ -1,0 +1,26 @@
+"""Shared test set-up: hypothesis profiles.
+
+The default ``ci`` profile keeps fuzzing bounded so the suite stays fast on 2
+cores; ``SYNTHEMBED_FUZZ=long`` selects a much longer search for local runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    deadline=None,  # shared machine: timing varies, speed lives in benchmarks/
+    derandomize=True,  # the same examples every run, so CI failures reproduce
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "long",
+    max_examples=2_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("long" if os.environ.get("SYNTHEMBED_FUZZ") == "long" else "ci")
