@@ -102,13 +102,13 @@ def test_bad_specials_are_rejected() -> None:
         Vocabulary(specials=("<pad>", "<pad>"))
     with pytest.raises(ConfigError, match="sequence of strings; got the string '<pad>'"):
         Vocabulary(specials="<pad>")
-    with pytest.raises(ConfigError, match="'pad_token' parameter .* Got 'P'"):
+    with pytest.raises(ConfigError, match=r"'pad_token' parameter .* Got 'P'"):
         Vocabulary(specials=("<pad>",), pad_token="P")
     with pytest.raises(ConfigError, match="oov='unk' needs an unk_token"):
         Vocabulary(specials=("<pad>",), oov="unk")
     with pytest.raises(ConfigError, match="Duplicate token 'a'"):
         Vocabulary(["a", "a"])
-    with pytest.raises(ConfigError, match="'oov' parameter .* 'error', 'unk', 'hash'. Got 'x'"):
+    with pytest.raises(ConfigError, match=r"'oov' parameter .* 'error', 'unk', 'hash'. Got 'x'"):
         Vocabulary.build(["a"], oov="x")  # type: ignore[arg-type]
 
 
@@ -117,7 +117,7 @@ def test_build_rejects_a_single_string_and_bad_tokens() -> None:
         Vocabulary.build("the cat sat")
     with pytest.raises(ShapeError, match="got the bool True"):
         Vocabulary.build([True, "a"])
-    with pytest.raises(ShapeError, match="must be str or int; got float 1.5"):
+    with pytest.raises(ShapeError, match=r"must be str or int; got float 1.5"):
         Vocabulary.build([1.5])
 
 
@@ -225,9 +225,9 @@ def test_decode_errors() -> None:
         v.decode(7)
     with pytest.raises(InvalidIndexError, match="Id -1"):
         v.decode([2, -1])
-    with pytest.raises(ShapeError, match="integer ids; got float 1.0"):
+    with pytest.raises(ShapeError, match=r"integer ids; got float 1.0"):
         v.decode([1.0])
-    with pytest.raises(ShapeError, match="integer ids; got dtype torch.float32"):
+    with pytest.raises(ShapeError, match=r"integer ids; got dtype torch.float32"):
         v.decode(torch.tensor([1.0]))
     with pytest.raises(ShapeError, match="got a bool"):
         v.decode(True)
