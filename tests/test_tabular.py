@@ -274,3 +274,10 @@ def test_forward_accepts_a_frame_and_trains(frame: pd.DataFrame) -> None:
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
     assert torch.equal(layer(frame), layer(layer.encode(frame)))
+
+
+def test_special_rows_start_at_zero(frame: pd.DataFrame) -> None:
+    layer = TabularEmbedding.from_frame(frame[["city"]], embedding_dim=3)
+    out = layer(layer.encode(pd.DataFrame({"city": ["never-seen", None, "rome"]})))
+    assert out[0].tolist() == [0.0] * 3 and out[1].tolist() == [0.0] * 3
+    assert bool((out[2] != 0).any())

@@ -405,6 +405,10 @@ class TabularEmbedding(nn.Module):
       embedding), then the NaN indicator when the column has one;
     - multi-label: ``embedding_dim`` values, the pooled bag of the row's labels.
 
+    Table rows are drawn from ``N(0, 1)`` as in ``torch.nn.Embedding``, except
+    the special rows (``"<unk>"``, ``"<missing>"``, ``"<pad>"``), which start at
+    zero: an unseen value then contributes nothing until its row is trained.
+
     Args:
         columns: fitted column descriptions (from ``from_frame(...).get_config()``).
 
@@ -450,7 +454,14 @@ class TabularEmbedding(nn.Module):
         vocab = Vocabulary.from_dict(column["vocab"], source=f"column {column['name']!r}")
         self.vocabs[column["name"]] = vocab
         mode = column.get("mode") if kind == "multi_label" else None
-        return Embedding(len(vocab), column["embedding_dim"], vocab=vocab, mode=mode)
+        table = Embedding(len(vocab), column["embedding_dim"], vocab=vocab, mode=mode)
+        # Departure from N(0, 1) everywhere: the "<unk>" and "<missing>" rows start at zero,
+        # so a value never seen in training (whose row gets no gradient unless rare values
+        # were folded into "<unk>" by min_freq/max_size) adds nothing rather than noise.
+        with torch.no_grad():
+            for special in vocab.specials:
+                table.weight[vocab.key_to_index[special]].zero_()
+        return table
 
     # ------------------------------------------------------------------ building
     @classmethod
