@@ -162,7 +162,7 @@ def _check_nonnegative(ids: torch.Tensor, owner: str) -> None:
         return
     bad = ids[ids < 0]
     raise InvalidIndexError(
-        f"{owner} got {int(bad.numel())} negative id(s) (smallest {low}); ids must be integers "
+        f"{owner} got {int(bad.numel())} negative id(s) (smallest offending id {low}); ids must be integers "
         f"in [0, {MAX_ID}] (this base hashes them, so any non-negative 64-bit id is valid); "
         "negative ids are never valid: map unknown values to an id first "
         "(a Vocabulary with oov='unk' or 'hash')."
