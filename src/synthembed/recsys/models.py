@@ -27,6 +27,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +45,7 @@ __all__ = [
     "popularity_scores",
     "random_scores",
     "seeded",
+    "synthetic_mf",
     "train_bpr",
 ]
 
@@ -251,11 +253,19 @@ def train_bpr(
     users_all = torch.as_tensor(pairs[:, 0], dtype=torch.long)
     items_all = torch.as_tensor(pairs[:, 1], dtype=torch.long)
     pool_t = torch.as_tensor(pool, dtype=torch.long)
+    adversaries = [
+        m
+        for m in (model.user_embedding, model.item_embedding)
+        if callable(getattr(m, "discriminator_parameters", None)) and m.discriminator_parameters()
+    ]
+    disc_params = [p for m in adversaries for p in m.discriminator_parameters()]
+    disc_ids = {id(p) for p in disc_params}
     optimizer = torch.optim.Adam(
-        [p for p in model.parameters() if p.requires_grad],
+        [p for p in model.parameters() if p.requires_grad and id(p) not in disc_ids],
         lr=config.lr,
         weight_decay=config.weight_decay,
     )
+    disc_optimizer = torch.optim.Adam(disc_params, lr=config.lr) if disc_params else None
     n = len(pairs)
     steps = math.ceil(n / config.batch_size)
     history: list[float] = []
@@ -285,6 +295,13 @@ def train_bpr(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if disc_optimizer is not None:
+                    # The GAN's discriminator: its own loss on the batch's real and
+                    # (detached) generated rows, its own parameters.
+                    d_loss = sum(m.discriminator_loss() for m in adversaries)
+                    disc_optimizer.zero_grad(set_to_none=True)
+                    d_loss.backward()  # type: ignore[union-attr]
+                    disc_optimizer.step()
                 total += float(loss.detach())
             history.append(total / steps)
             if on_epoch is not None:
@@ -292,6 +309,75 @@ def train_bpr(
             logger.debug("BPR epoch %d: loss %.4f", epoch, history[-1])
     model.eval()
     return history
+
+
+def synthetic_mf(
+    num_users: int,
+    side_features: np.ndarray | torch.Tensor,
+    embedding_dim: int,
+    *,
+    technique: str,
+    synthesis_rate: float,
+    train_synthetic_fraction: float = 0.0,
+    cold_threshold: int = 1,
+    init_std: float = 0.1,
+    seed: int,
+    **technique_options: Any,
+) -> MatrixFactorization:
+    """Matrix factorisation whose items are a :class:`SyntheticEmbeddingLayer`.
+
+    Users keep a plain table (the data has no user side features). Items blend
+    a stored row with a vector synthesized from their side features; items
+    seen fewer than ``cold_threshold`` times in training (with the default 1:
+    never) are served fully synthetic in evaluation, and in training a random
+    ``train_synthetic_fraction`` of the items is served fully synthetic without
+    its row, so the synthesizer learns to rank on its own (DropoutNet's idea).
+
+    Args:
+        num_users: number of user ids.
+        side_features: ``(V, F)`` item side features; ``V`` is the number of items.
+        embedding_dim: size ``D`` of user and item vectors.
+        technique: a registered synthesis technique.
+        synthesis_rate: the blend rate of warm items.
+        train_synthetic_fraction: training-mode fraction of fully synthetic items.
+        cold_threshold: evaluation-mode count below which items are fully synthetic.
+        init_std: standard deviation of the initial user and item rows.
+        seed: seed of the initialisation (and of manifold coordinates).
+        technique_options: options of the technique.
+
+    Returns:
+        An untrained :class:`MatrixFactorization`.
+
+    Example:
+        >>> feats = torch.rand(20, 5)
+        >>> mf = synthetic_mf(4, feats, 8, technique="combination", synthesis_rate=0.5, seed=0)
+        >>> mf.score_matrix().shape
+        (4, 20)
+    """
+    from synthembed.layers.synthetic_embedding import SyntheticEmbeddingLayer
+
+    side = torch.as_tensor(np.asarray(side_features), dtype=torch.float32)
+    if side.dim() != 2:
+        raise ShapeError(f"side_features must have shape (V, F); got {tuple(side.shape)}.")
+    check_int("synthetic_mf", "num_users", num_users, 1)
+    check_float("synthetic_mf", "init_std", init_std, 0.0, low_closed=False)
+    if technique == "manifold":
+        technique_options.setdefault("random_state", seed)
+    with seeded(seed):
+        users = Embedding(num_users, embedding_dim)
+        nn.init.normal_(users.weight, std=init_std)
+        items = SyntheticEmbeddingLayer(
+            int(side.shape[0]),
+            embedding_dim,
+            synthesis_rate,
+            technique=technique,
+            side_features=side,
+            cold_threshold=cold_threshold,
+            train_synthetic_fraction=train_synthetic_fraction,
+            **technique_options,
+        )
+        nn.init.normal_(items.weight, std=init_std)
+    return MatrixFactorization(users, items)
 
 
 def popularity_scores(
