@@ -253,12 +253,12 @@ def train_bpr(
     users_all = torch.as_tensor(pairs[:, 0], dtype=torch.long)
     items_all = torch.as_tensor(pairs[:, 1], dtype=torch.long)
     pool_t = torch.as_tensor(pool, dtype=torch.long)
-    adversaries = [
+    adversaries: list[Any] = [
         m
         for m in (model.user_embedding, model.item_embedding)
-        if callable(getattr(m, "discriminator_parameters", None)) and m.discriminator_parameters()
+        if callable(getattr(m, "discriminator_parameters", None)) and m.discriminator_parameters()  # type: ignore[operator]
     ]
-    disc_params = [p for m in adversaries for p in m.discriminator_parameters()]
+    disc_params: list[nn.Parameter] = [p for m in adversaries for p in m.discriminator_parameters()]
     disc_ids = {id(p) for p in disc_params}
     optimizer = torch.optim.Adam(
         [p for p in model.parameters() if p.requires_grad and id(p) not in disc_ids],
@@ -298,9 +298,9 @@ def train_bpr(
                 if disc_optimizer is not None:
                     # The GAN's discriminator: its own loss on the batch's real and
                     # (detached) generated rows, its own parameters.
-                    d_loss = sum(m.discriminator_loss() for m in adversaries)
+                    d_loss = torch.stack([m.discriminator_loss() for m in adversaries]).sum()
                     disc_optimizer.zero_grad(set_to_none=True)
-                    d_loss.backward()  # type: ignore[union-attr]
+                    d_loss.backward()
                     disc_optimizer.step()
                 total += float(loss.detach())
             history.append(total / steps)
