@@ -1,0 +1,538 @@
+"""Nearest neighbours, analogies and word-similarity benchmarks over :class:`Vectors`.
+
+Search is exact cosine similarity done as a batched matrix product with a top-k,
+over the rows normalised once and cached (:meth:`Vectors.unit_vectors`), in
+chunks of queries so the score matrix stays small. For very many queries an
+approximate index (:class:`ApproximateIndex`, faiss HNSW from the ``ann`` extra)
+trades a little recall for much more speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthembed._validation import check_int, require
+from synthembed.errors import ConfigError, FileFormatError, ShapeError
+from synthembed.pretrained import Vectors
+
+__all__ = [
+    "AnalogyResult",
+    "ApproximateIndex",
+    "SimilarityResult",
+    "analogy",
+    "evaluate_analogies",
+    "evaluate_similarity",
+    "most_similar",
+    "search",
+]
+
+logger = logging.getLogger(__name__)
+
+Neighbours = list[tuple[str, float]]
+
+
+def _check_vectors(vectors: Any, owner: str) -> Vectors:
+    if not isinstance(vectors, Vectors):
+        raise ConfigError(
+            f"{owner} expects a synthembed.pretrained.Vectors; got {type(vectors).__name__}. "
+            "Wrap a tensor with Vectors(words, tensor)."
+        )
+    return vectors
+
+
+# ---------------------------------------------------------------------------- exact search
+def search(
+    unit: torch.Tensor,
+    queries: torch.Tensor,
+    k: int,
+    *,
+    exclude: torch.Tensor | None = None,
+    chunk_size: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-``k`` inner-product search: ``queries @ unit.T`` then top-k, in chunks.
+
+    Args:
+        unit: ``(V, D)`` rows to search (normalise them first for cosine similarity).
+        queries: ``(Q, D)`` query vectors.
+        k: neighbours per query (at most ``V``).
+        exclude: optional ``(Q, E)`` long tensor of row ids each query must not
+            return (e.g. the query words themselves); ``-1`` entries are ignored.
+        chunk_size: queries scored at a time; bounds the ``(chunk, V)`` score matrix.
+
+    Shape:
+        ``(V, D)``, ``(Q, D)`` -> scores ``(Q, k)`` (descending) and row ids ``(Q, k)``.
+
+    Example:
+        >>> unit = torch.eye(3)
+        >>> scores, ids = search(unit, torch.tensor([[0.0, 0.6, 0.8]]), 2)
+        >>> ids.tolist(), scores.tolist()
+        ([[2, 1]], [[0.800000011920929, 0.6000000238418579]])
+    """
+    owner = "search"
+    if unit.dim() != 2 or queries.dim() != 2 or queries.shape[1] != unit.shape[1]:
+        raise ShapeError(
+            f"search needs unit (V, D) and queries (Q, D) with the same D; got "
+            f"{tuple(unit.shape)} and {tuple(queries.shape)}."
+        )
+    check_int(owner, "k", k, 1, unit.shape[0])
+    check_int(owner, "chunk_size", chunk_size, 1)
+    q_all = queries.to(unit.dtype)
+    n = q_all.shape[0]
+    out_scores = torch.empty(n, k, dtype=unit.dtype)
+    out_ids = torch.empty(n, k, dtype=torch.long)
+    with torch.inference_mode():
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            scores = q_all[start:stop] @ unit.T  # (chunk, V)
+            if exclude is not None:
+                ex = exclude[start:stop]
+                rows = torch.arange(stop - start).unsqueeze(1).expand_as(ex)
+                keep = ex >= 0
+                scores[rows[keep], ex[keep]] = -torch.inf
+            top = scores.topk(k, dim=1)
+            out_scores[start:stop] = top.values
+            out_ids[start:stop] = top.indices
+    return out_scores, out_ids
+
+
+def _as_queries(vectors: Vectors, query: Any) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    """Turn a word, words, a vector or vectors into ``(Q, D)`` unit queries and excluded rows."""
+    unit = vectors.unit_vectors()
+    if isinstance(query, str):
+        row = vectors.index(query)
+        return unit[row : row + 1], torch.tensor([[row]]), True
+    if isinstance(query, (torch.Tensor, np.ndarray)):
+        t = torch.as_tensor(query, dtype=torch.float32)
+        single = t.dim() == 1
+        t = t.unsqueeze(0) if single else t
+        if t.dim() != 2 or t.shape[1] != vectors.dim:
+            raise ShapeError(
+                f"Query vectors must have shape (D,) or (Q, D) with D={vectors.dim}; got "
+                f"{tuple(torch.as_tensor(query).shape)}."
+            )
+        return t / t.norm(dim=1, keepdim=True).clamp_min(1e-12), None, single
+    words = list(query)
+    if not all(isinstance(w, str) for w in words):
+        raise ConfigError("A query must be a word, a list of words, or a (D,) / (Q, D) tensor.")
+    rows = torch.tensor([vectors.index(w) for w in words], dtype=torch.long)
+    return unit[rows], rows.unsqueeze(1), False
+
+
+def most_similar(
+    vectors: Vectors,
+    query: Any,
+    k: int = 10,
+    *,
+    exclude_query: bool = True,
+    index: ApproximateIndex | None = None,
+    chunk_size: int = 256,
+) -> Neighbours | list[Neighbours]:
+    """The ``k`` words most similar to a query by cosine similarity.
+
+    Args:
+        vectors: the :class:`~synthembed.pretrained.Vectors` to search.
+        query: a word, a list of words (one search each, batched), a ``(D,)`` vector
+            or a ``(Q, D)`` batch of vectors.
+        k: neighbours per query.
+        exclude_query: leave a query word out of its own results (as gensim does).
+        index: an :class:`ApproximateIndex` built on ``vectors`` to search approximately.
+        chunk_size: queries scored per matrix product in exact search.
+
+    Returns:
+        For one word or one vector, a list of ``(word, cosine)`` pairs, best first; for
+        a batch, one such list per query.
+
+    Raises:
+        UnknownTokenError: a query word without a vector.
+
+    Example:
+        >>> v = Vectors(["cat", "dog", "car"], torch.tensor([[1.0, 0.1], [0.9, 0.2], [0.0, 1.0]]))
+        >>> [w for w, _ in most_similar(v, "cat", k=2)]
+        ['dog', 'car']
+        >>> [[w for w, _ in r] for r in most_similar(v, ["cat", "car"], k=1)]
+        [['dog'], ['dog']]
+    """
+    vectors = _check_vectors(vectors, "most_similar")
+    check_int("most_similar", "k", k, 1)
+    queries, rows, single = _as_queries(vectors, query)
+    exclude = rows if exclude_query else None
+    n_exclude = 0 if exclude is None else exclude.shape[1]
+    kk = min(k + n_exclude, len(vectors)) if index is not None else min(k, len(vectors) - n_exclude)
+    if kk < 1:
+        raise ConfigError(f"Only {len(vectors)} vectors: nothing is left to return for this query.")
+    if index is not None:
+        scores, ids = index.search(queries, kk)
+        if exclude is not None:
+            scores, ids = _drop_excluded(scores, ids, exclude, k)
+    else:
+        scores, ids = search(
+            vectors.unit_vectors(), queries, kk, exclude=exclude, chunk_size=chunk_size
+        )
+    words = vectors._words
+    results = [
+        [(words[i], float(s)) for i, s in zip(id_row, s_row) if i >= 0]
+        for id_row, s_row in zip(ids.tolist(), scores.tolist())
+    ]
+    return results[0] if single else results
+
+
+def _drop_excluded(
+    scores: torch.Tensor, ids: torch.Tensor, exclude: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    hit = (ids.unsqueeze(2) == exclude.unsqueeze(1)).any(dim=2)  # (Q, kk)
+    scores = scores.masked_fill(hit, -torch.inf)
+    order = scores.argsort(dim=1, descending=True, stable=True)[:, :k]
+    return scores.gather(1, order), ids.gather(1, order)
+
+
+# ---------------------------------------------------------------------------- approximate
+class ApproximateIndex:
+    """An approximate nearest-neighbour index (faiss HNSW) over a :class:`Vectors`' unit rows.
+
+    Needs the ``ann`` extra (``pip install 'synthembed[ann]'``, which installs faiss-cpu).
+
+    Args:
+        vectors: the vectors to index (cosine similarity).
+        m: HNSW graph degree; larger gives better recall and a bigger, slower build.
+        ef_construction: candidate list size while building.
+        ef_search: candidate list size while searching (raise it for recall).
+
+    Shape:
+        ``search``: ``(Q, D)`` unit queries -> scores and row ids ``(Q, k)``.
+
+    Example:
+        >>> v = Vectors([f"w{i}" for i in range(50)], torch.randn(50, 8))
+        >>> index = ApproximateIndex(v)  # doctest: +SKIP
+        >>> v.most_similar("w0", k=3, index=index)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, vectors: Vectors, *, m: int = 32, ef_construction: int = 200, ef_search: int = 128
+    ) -> None:
+        owner = "ApproximateIndex"
+        vectors = _check_vectors(vectors, owner)
+        check_int(owner, "m", m, 2)
+        check_int(owner, "ef_construction", ef_construction, 1)
+        check_int(owner, "ef_search", ef_search, 1)
+        faiss = require("faiss", "ann", "ApproximateIndex")
+        self.dim = vectors.dim
+        self.size = len(vectors)
+        self.m = m
+        self.ef_construction = ef_construction
+        self._faiss = faiss
+        self._index = faiss.IndexHNSWFlat(self.dim, m, faiss.METRIC_INNER_PRODUCT)
+        self._index.hnsw.efConstruction = ef_construction
+        self._index.add(np.ascontiguousarray(vectors.unit_vectors().numpy(), dtype=np.float32))
+        self.ef_search = ef_search
+
+    @property
+    def ef_search(self) -> int:
+        """Candidate list size at search time."""
+        return int(self._index.hnsw.efSearch)
+
+    @ef_search.setter
+    def ef_search(self, value: int) -> None:
+        check_int("ApproximateIndex", "ef_search", value, 1)
+        self._index.hnsw.efSearch = value
+
+    def search(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Approximate top-``k`` by inner product; missing results have id ``-1``."""
+        check_int("ApproximateIndex.search", "k", k, 1, self.size)
+        if queries.dim() != 2 or queries.shape[1] != self.dim:
+            raise ShapeError(
+                f"Queries must have shape (Q, {self.dim}); got {tuple(queries.shape)}."
+            )
+        q = np.ascontiguousarray(queries.detach().cpu().numpy(), dtype=np.float32)
+        scores, ids = self._index.search(q, k)
+        return torch.from_numpy(scores), torch.from_numpy(ids.astype(np.int64))
+
+    def __repr__(self) -> str:
+        return f"ApproximateIndex(size={self.size}, dim={self.dim}, m={self.m}, ef_search={self.ef_search})"
+
+
+# ---------------------------------------------------------------------------- analogies
+def _lookup_table(vectors: Vectors, limit: int, case_insensitive: bool) -> dict[str, int]:
+    """Word -> row over the first ``limit`` rows; case-folded like gensim (the first row wins)."""
+    words = vectors._words[:limit]
+    if not case_insensitive:
+        return {w: i for i, w in enumerate(words)}
+    table: dict[str, int] = {}
+    for i in range(len(words) - 1, -1, -1):
+        table[words[i].upper()] = i
+    return table
+
+
+def _fold(word: str, case_insensitive: bool) -> str:
+    return word.upper() if case_insensitive else word
+
+
+def analogy(vectors: Vectors, a: str, b: str, c: str, k: int = 1) -> Neighbours:
+    """Solve ``a : b :: c : ?`` by 3CosAdd: the words nearest ``b - a + c`` (unit vectors).
+
+    ``a``, ``b`` and ``c`` are never answers, as in gensim and the original word2vec.
+
+    Returns:
+        ``k`` pairs ``(word, cosine)``, best first.
+
+    Example:
+        >>> v = Vectors(["man", "king", "woman", "queen", "apple"], torch.tensor(
+        ...     [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 0.0, 1.0]]))
+        >>> analogy(v, "man", "king", "woman")[0][0]
+        'queen'
+    """
+    vectors = _check_vectors(vectors, "analogy")
+    check_int("analogy", "k", k, 1)
+    unit = vectors.unit_vectors()
+    rows = [vectors.index(w) for w in (a, b, c)]
+    query = (unit[rows[1]] - unit[rows[0]] + unit[rows[2]]).unsqueeze(0)
+    query = query / query.norm().clamp_min(1e-12)
+    kk = min(k, len(vectors) - len(set(rows)))
+    if kk < 1:
+        raise ConfigError("Too few vectors: every word is part of the question.")
+    scores, ids = search(unit, query, kk, exclude=torch.tensor([rows]))
+    return [(vectors._words[i], float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist())]
+
+
+@dataclass(frozen=True)
+class AnalogyResult:
+    """Accuracy on analogy questions.
+
+    Attributes:
+        accuracy: correct / answered (0 when none answered).
+        correct: questions answered right.
+        answered: questions whose four words all had vectors.
+        skipped: questions with a word that had no vector.
+        sections: per section name, ``(correct, answered)``.
+    """
+
+    accuracy: float
+    correct: int
+    answered: int
+    skipped: int
+    sections: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def _read_lines(source: Any, what: str) -> list[str]:
+    if isinstance(source, (str, os.PathLike)):
+        p = Path(os.fspath(source))
+        if not p.is_file():
+            raise FileNotFoundError(f"No {what} file at '{p}'.")
+        return p.read_text(encoding="utf-8").splitlines()
+    return [str(line) for line in source]
+
+
+def evaluate_analogies(
+    vectors: Vectors,
+    questions: str | os.PathLike[str] | Iterable[str],
+    *,
+    restrict_vocab: int | None = 300_000,
+    case_insensitive: bool = True,
+    chunk_size: int = 256,
+) -> AnalogyResult:
+    """Accuracy on analogy questions in the word2vec ``questions-words.txt`` format.
+
+    ``: section`` lines start a section; each other line is ``a b c d``, asking
+    ``a : b :: c : ?`` with answer ``d``. Like gensim's ``evaluate_word_analogies``, only
+    the first ``restrict_vocab`` words are searched, questions with a word outside
+    them are skipped, and with ``case_insensitive`` words match whatever their case
+    (the most frequent variant wins) and the case variants of ``a``, ``b`` and ``c`` are
+    never answers. The numbers match gensim's on the same vectors.
+
+    Args:
+        vectors: the vectors to evaluate.
+        questions: a path, or the lines themselves.
+        restrict_vocab: search only the first N rows (files are usually by frequency).
+        case_insensitive: match words ignoring case, as gensim does by default.
+        chunk_size: questions scored per matrix product.
+
+    Raises:
+        FileFormatError: a question line without exactly four words.
+
+    Example:
+        >>> v = Vectors(["man", "king", "woman", "queen"], torch.tensor(
+        ...     [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0]]))
+        >>> evaluate_analogies(v, [": royal", "man king woman queen"]).accuracy
+        1.0
+    """
+    vectors = _check_vectors(vectors, "evaluate_analogies")
+    check_int("evaluate_analogies", "restrict_vocab", restrict_vocab, 1, optional=True)
+    limit = len(vectors) if restrict_vocab is None else min(restrict_vocab, len(vectors))
+    table = _lookup_table(vectors, limit, case_insensitive)
+    section = "default"
+    quads: list[list[int]] = []
+    names: list[str] = []
+    skipped = 0
+    for number, line in enumerate(_read_lines(questions, "analogy questions"), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if text.startswith(":"):
+            section = text[1:].strip()
+            continue
+        parts = text.split()
+        if len(parts) != 4:
+            raise FileFormatError(
+                f"Analogy question line {number} must have 4 words; got {len(parts)}: {text!r}."
+            )
+        rows = [table.get(_fold(w, case_insensitive)) for w in parts]
+        if any(r is None for r in rows):
+            skipped += 1
+            continue
+        quads.append(rows)  # type: ignore[arg-type]
+        names.append(section)
+    sections: dict[str, list[int]] = {}
+    correct_total = 0
+    if quads:
+        unit = vectors.unit_vectors()[:limit]
+        q = torch.tensor(quads, dtype=torch.long)  # (N, 4)
+        query = unit[q[:, 1]] - unit[q[:, 0]] + unit[q[:, 2]]  # (N, D)
+        query = query / query.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        # Like gensim: take the top 5 (the question words excluded) and answer with the
+        # first whose case-folded form is not one of the question's words.
+        _, top = search(unit, query, min(5, limit - 3), exclude=q[:, :3], chunk_size=chunk_size)
+        words = vectors._words
+        hits = []
+        for question, candidates in zip(quads, top.tolist()):
+            asked = {_fold(words[r], case_insensitive) for r in question[:3]}
+            answer = _fold(words[question[3]], case_insensitive)
+            guess = next(
+                (g for g in candidates if _fold(words[g], case_insensitive) not in asked), None
+            )
+            hits.append(guess is not None and _fold(words[guess], case_insensitive) == answer)
+        for name, hit in zip(names, hits):
+            counts = sections.setdefault(name, [0, 0])
+            counts[0] += int(hit)
+            counts[1] += 1
+        correct_total = int(sum(hits))
+    answered = len(quads)
+    return AnalogyResult(
+        accuracy=correct_total / answered if answered else 0.0,
+        correct=correct_total,
+        answered=answered,
+        skipped=skipped,
+        sections={k: (v[0], v[1]) for k, v in sections.items()},
+    )
+
+
+# ---------------------------------------------------------------------------- similarity
+@dataclass(frozen=True)
+class SimilarityResult:
+    """Agreement of cosine similarities with human similarity scores.
+
+    Attributes:
+        spearman: Spearman rank correlation over the pairs used (nan if fewer than 2).
+        pearson: Pearson correlation over the same pairs.
+        pairs_used: pairs whose two words had vectors.
+        pairs_skipped: pairs with a word that had no vector.
+    """
+
+    spearman: float
+    pearson: float
+    pairs_used: int
+    pairs_skipped: int
+
+    @property
+    def oov_ratio(self) -> float:
+        """Share of pairs skipped for a missing word."""
+        total = self.pairs_used + self.pairs_skipped
+        return self.pairs_skipped / total if total else 0.0
+
+
+def _rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their average rank (scipy's ``rankdata(method="average")``)."""
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(1, len(x) + 1)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    return sums[inverse] / counts[inverse]
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if len(x) < 2 or np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def evaluate_similarity(
+    vectors: Vectors,
+    pairs: str | os.PathLike[str] | Iterable[Sequence[Any]],
+    *,
+    case_insensitive: bool = True,
+    restrict_vocab: int | None = 300_000,
+    delimiter: str = "\t",
+) -> SimilarityResult:
+    """Spearman (and Pearson) correlation of cosine similarity with human judgements.
+
+    Args:
+        vectors: the vectors to evaluate.
+        pairs: a file in the WordSim-353 / SimLex-999 layout of gensim's test data
+            (``word1<TAB>word2<TAB>score`` lines, ``#`` comments), or ``(word1, word2,
+            score)`` triples.
+        case_insensitive: match words ignoring case (the most frequent variant wins), as
+            gensim's ``evaluate_word_pairs`` does by default.
+        restrict_vocab: look words up among the first N rows only.
+        delimiter: field separator of a file.
+
+    Raises:
+        FileFormatError: a file line without a word pair and a numeric score.
+
+    Example:
+        >>> v = Vectors(["a", "b", "c"], torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]))
+        >>> evaluate_similarity(v, [("a", "b", 9.0), ("a", "c", 1.0), ("b", "c", 2.0)]).spearman
+        1.0
+    """
+    vectors = _check_vectors(vectors, "evaluate_similarity")
+    check_int("evaluate_similarity", "restrict_vocab", restrict_vocab, 1, optional=True)
+    limit = len(vectors) if restrict_vocab is None else min(restrict_vocab, len(vectors))
+    table = _lookup_table(vectors, limit, case_insensitive)
+    triples: list[tuple[str, str, float]] = []
+    if isinstance(pairs, (str, os.PathLike)):
+        for number, line in enumerate(_read_lines(pairs, "word-pair"), start=1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            parts = line.rstrip("\r\n").split(delimiter)
+            try:
+                triples.append((parts[0], parts[1], float(parts[2])))
+            except (IndexError, ValueError):
+                raise FileFormatError(
+                    f"Word-pair line {number} must be 'word1{delimiter!r}word2{delimiter!r}score'; "
+                    f"got {line!r}."
+                ) from None
+    else:
+        for item in pairs:
+            if isinstance(item, str) or len(item) != 3:
+                raise ConfigError(f"Each pair must be (word1, word2, score); got {item!r}.")
+            triples.append((str(item[0]), str(item[1]), float(item[2])))
+    left: list[int] = []
+    right: list[int] = []
+    human: list[float] = []
+    skipped = 0
+    for a, b, score in triples:
+        ra = table.get(_fold(a, case_insensitive))
+        rb = table.get(_fold(b, case_insensitive))
+        if ra is None or rb is None:
+            skipped += 1
+            continue
+        left.append(ra)
+        right.append(rb)
+        human.append(score)
+    if not left:
+        return SimilarityResult(float("nan"), float("nan"), 0, skipped)
+    unit = vectors.unit_vectors()
+    model = (unit[torch.tensor(left)] * unit[torch.tensor(right)]).sum(dim=1).double().numpy()
+    truth = np.asarray(human, dtype=np.float64)
+    return SimilarityResult(
+        spearman=_pearson(_rankdata(model), _rankdata(truth)),
+        pearson=_pearson(model, truth),
+        pairs_used=len(left),
+        pairs_skipped=skipped,
+    )
