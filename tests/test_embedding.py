@@ -508,3 +508,21 @@ def test_numpy_backed_weight_survives_optimizers_and_pickle_free_copy() -> None:
     layer(torch.tensor([1, 2])).sum().backward()
     opt.step()
     assert np.isfinite(layer.weight.detach().numpy()).all()
+
+
+def test_per_sample_gradients_with_torch_func_match_nn_embedding() -> None:
+    from torch.func import functional_call, grad, vmap
+
+    theirs, ours = _pair(20, 3, padding_idx=0)
+    params = {"weight": ours.weight.detach()}
+    ids = torch.randint(0, 20, (4, 5))
+
+    def per_sample(layer: nn.Module) -> torch.Tensor:
+        def loss(p: dict, x: torch.Tensor) -> torch.Tensor:
+            return functional_call(layer, p, (x,)).pow(2).sum()
+
+        return vmap(grad(loss), in_dims=(None, 0))(params, ids)["weight"]
+
+    got = per_sample(ours)
+    assert got.shape == (4, 20, 3)
+    assert torch.equal(got, per_sample(theirs))

@@ -382,7 +382,7 @@ class Embedding(nn.Module):
 
     def _lookup(self, ids: torch.Tensor) -> torch.Tensor:
         w = self.weight
-        if w.device.type == "cpu" and not self.scale_grad_by_freq:
+        if self._fast_path(w):
             return _Lookup.apply(
                 w, ids, self.padding_idx, self.max_norm, self.norm_type, self.sparse
             )
@@ -467,10 +467,22 @@ class Embedding(nn.Module):
             valid = not_pad if valid is None else valid & not_pad
         return pool_bags(vectors, mode, per_sample_weights, valid)
 
+    def _fast_path(self, w: torch.Tensor) -> bool:
+        """Whether :class:`_Lookup` applies; else torch's own kernels (same results).
+
+        It does not under ``scale_grad_by_freq``, off the CPU, and inside
+        ``torch.func`` transforms (vmap, grad), which need functional kernels.
+        """
+        return (
+            w.device.type == "cpu"
+            and not self.scale_grad_by_freq
+            and not torch._C._are_functorch_transforms_active()
+        )
+
     def _rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Plain lookup without ``max_norm`` (already applied by the caller)."""
         w = self.weight
-        if w.device.type == "cpu" and not self.scale_grad_by_freq:
+        if self._fast_path(w):
             return _Lookup.apply(w, ids, self.padding_idx, None, self.norm_type, self.sparse)
         return F.embedding(
             ids, w, self.padding_idx, None, 2.0, self.scale_grad_by_freq, self.sparse
