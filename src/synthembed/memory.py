@@ -100,7 +100,8 @@ class MemoryReport:
         return full / self.total_bytes if self.total_bytes else float("inf")
 
     def __str__(self) -> str:
-        rows = [("tensor", "kind", "shape", "dtype", "bytes", "note")]
+        any_shared = any(t.shared_with for t in self.tensors)
+        rows = [("tensor", "kind", "shape", "dtype", "bytes", "note" if any_shared else "")]
         for t in self.tensors:
             note = f"shares storage with {t.shared_with}" if t.shared_with else ""
             rows.append(
