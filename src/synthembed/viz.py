@@ -443,11 +443,12 @@ def export_projector(
         if not metadata:
             raise ShapeError(f"{owner} got an empty metadata mapping; pass None for no metadata.")
         columns = {
-            str(k): _as_list(v, owner, f"metadata[{k!r}] values", n) for k, v in metadata.items()
+            str(k): _as_list(v, owner, f"values in metadata column {k!r}", n)
+            for k, v in metadata.items()
         }
     elif hasattr(metadata, "columns") and hasattr(metadata, "__getitem__"):  # a DataFrame
         columns = {
-            str(c): _as_list(list(metadata[c]), owner, f"metadata[{c!r}] values", n)
+            str(c): _as_list(list(metadata[c]), owner, f"values in metadata column {c!r}", n)
             for c in metadata.columns
         }
     else:
