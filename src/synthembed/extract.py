@@ -173,8 +173,8 @@ def _batch_rows(inputs: Any) -> int | None:
     return None
 
 
-def _batches(data: Any, batch_size: int) -> tuple[Iterable[Any], int | None, int | None]:
-    """Return ``(batches, number of batches, number of rows)`` for any supported data."""
+def _batches(data: Any, batch_size: int) -> tuple[Iterable[Any], int | None]:
+    """Return ``(batches, number of batches or None)`` for any supported data."""
     if isinstance(data, np.ndarray):
         if data.dtype == object:
             raise ShapeError(
@@ -190,7 +190,6 @@ def _batches(data: Any, batch_size: int) -> tuple[Iterable[Any], int | None, int
         return (
             (tensor[i : i + batch_size] for i in range(0, n, batch_size)),
             math.ceil(n / batch_size),
-            n,
         )
     if isinstance(data, DataLoader):
         if isinstance(data.sampler, RandomSampler):
@@ -204,14 +203,14 @@ def _batches(data: Any, batch_size: int) -> tuple[Iterable[Any], int | None, int
             total: int | None = len(data)
         except TypeError:
             total = None
-        return data, total, None
+        return data, total
     if isinstance(data, Dataset):
         loader: DataLoader[Any] = DataLoader(data, batch_size=batch_size, shuffle=False)
         try:
             total = len(loader)
         except TypeError:
             total = None
-        return loader, total, None
+        return loader, total
     raise ShapeError(
         f"extract got data of type {type(data).__name__}; pass a torch.Tensor, a numpy "
         "array, a torch Dataset or a DataLoader."
@@ -450,7 +449,7 @@ def extract(
             raise FileNotFoundError(f"extract cannot write {str(out_path)!r}: no such directory.")
     layer_name = layer or ""
     target = _resolve_layer(model, layer)
-    batches, total, _ = _batches(data, batch_size)
+    batches, total = _batches(data, batch_size)
 
     run_device = torch.device(device) if device is not None else _model_device(model)
     home_device = _model_device(model)
