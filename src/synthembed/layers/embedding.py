@@ -188,6 +188,82 @@ def pool_bags(
     return summed / count.clamp(min=1).unsqueeze(-1)
 
 
+_BAG_MODES = {"sum": 0, "mean": 1, "max": 2}
+
+
+class _Bag(torch.autograd.Function):
+    """``nn.EmbeddingBag`` over ``(B, L)`` ids with a dense gradient on 2 MiB pages.
+
+    The forward is torch's fused bag kernel. The backward spreads ``grad``
+    back to the entries (sum: weighted copy, mean: divided by the bag's count
+    of non-padding entries, max: to the winning id of each coordinate) and
+    accumulates them into a zeroed table from :func:`allocate_table`, instead of
+    torch's ``V x D`` zeros from its own allocator (no 2 MiB pages).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        weight: torch.Tensor,
+        ids: torch.Tensor,
+        mode: str,
+        per_sample_weights: torch.Tensor | None,
+        padding_idx: int | None,
+    ) -> torch.Tensor:
+        bags, length = ids.shape  # (B, L)
+        flat = ids.reshape(-1).long()
+        offsets = torch.arange(0, bags * length, length, device=ids.device)  # (B,)
+        # aten's training kernel, the one nn.EmbeddingBag runs with grad on (same outputs
+        # bit for bit); unlike the forward-only kernel it returns the max winners.
+        out, _, _, max_ids = torch.ops.aten._embedding_bag(
+            weight,
+            flat,
+            offsets,
+            False,
+            _BAG_MODES[mode],
+            False,
+            None if per_sample_weights is None else per_sample_weights.reshape(-1),
+            False,
+            -1 if padding_idx is None else padding_idx,
+        )
+        ctx.save_for_backward(ids, max_ids, per_sample_weights)
+        ctx.mode, ctx.padding_idx, ctx.num_weights = mode, padding_idx, weight.shape[0]
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        ids, max_ids, psw = ctx.saved_tensors
+        bags, length = ids.shape  # (B, L)
+        dim = grad.shape[1]
+        grad = grad.contiguous()  # (B, D)
+        grad_weight = allocate_table(
+            ctx.num_weights, dim, device=grad.device, dtype=grad.dtype, zero=True
+        )
+        pad = ctx.padding_idx
+        if pad is None:
+            counts = torch.full((bags,), length, device=ids.device)
+        else:
+            counts = (ids != pad).sum(dim=1)  # (B,) entries that count in each bag
+        if ctx.mode == "max":
+            filled = counts > 0  # bags with no valid entry pass no gradient
+            winners = max_ids[filled]  # (B', D) the id that won each coordinate
+            cols = torch.arange(dim, device=grad.device)
+            grad_weight.view(-1).index_add_(
+                0, (winners * dim + cols).reshape(-1), grad[filled].reshape(-1)
+            )
+        else:
+            bag_of = torch.arange(bags, device=ids.device).repeat_interleave(length)  # (N,)
+            rows = _gather(grad, bag_of)  # (N, D) each entry's bag gradient
+            if psw is not None:
+                rows.mul_(psw.reshape(-1, 1))
+            if ctx.mode == "mean":
+                rows.div_(counts.index_select(0, bag_of).clamp(min=1).unsqueeze(1))
+            grad_weight.index_add_(0, ids.reshape(-1), rows)
+        if ctx.padding_idx is not None:
+            grad_weight[ctx.padding_idx].zero_()
+        return grad_weight, None, None, None, None
+
+
 def _weight_from_safetensors(path: str) -> torch.Tensor:
     """The table in a file written by ``synthembed.save`` or ``save_weights`` (one 2-d tensor)."""
     from synthembed.errors import FileFormatError
@@ -450,6 +526,9 @@ class Embedding(nn.Module):
             # Fast path: torch's fused bag kernel (padding entries excluded, empty bags -> 0).
             flat = ids.reshape(-1, length)  # (B, L)
             psw = None if per_sample_weights is None else per_sample_weights.reshape(-1, length)
+            if self._fast_path(self.weight) and not self.sparse and flat.numel():
+                pooled = _Bag.apply(self.weight, flat, mode, psw, self.padding_idx)
+                return pooled.reshape(*lead, self.embedding_dim)
             out = F.embedding_bag(
                 flat,
                 self.weight,
