@@ -327,7 +327,8 @@ class SyntheticEmbeddingLayer(nn.Module):
         self.synthesizer: Synthesizer = self._build_synthesizer(config, fit=_fit)
         self.register_buffer("counts", torch.zeros(input_dim, dtype=torch.long, device=self._device()))
         self.register_buffer("added", torch.zeros(input_dim, dtype=torch.bool, device=self._device()))
-        self.register_buffer("step", torch.zeros((), dtype=torch.long, device=self._device()))
+        # (1,) rather than 0-d: safetensors checksums view tensors as bytes, which 0-d cannot.
+        self.register_buffer("step", torch.zeros(1, dtype=torch.long, device=self._device()))
         self.rate_logit: nn.Parameter | None = None
         self.config = config
         self._set_adaptive(config)

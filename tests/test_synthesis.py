@@ -1,0 +1,313 @@
+"""One suite for every registered synthesis technique (a new one is tested once it registers)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+
+import pytest
+import torch
+from torch import nn
+
+import synthembed.synthesis  # noqa: F401  (registers the built-in techniques)
+from synthembed.errors import ConfigError
+from synthembed.io import load, save
+from synthembed.layers.synthetic_embedding import SyntheticEmbeddingLayer
+from synthembed.synthesis import (
+    TECHNIQUES,
+    Synthesizer,
+    make_synthesizer,
+    register_technique,
+)
+from synthembed.synthesis.manifold import knn_extend
+
+V, D, F = 40, 6, 5
+TECHNIQUE_NAMES = sorted(TECHNIQUES)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def features(n: int = V, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, F, generator=g)
+
+
+def build(technique: str, with_side: bool, **kwargs: object) -> SyntheticEmbeddingLayer:
+    torch.manual_seed(0)
+    return SyntheticEmbeddingLayer(
+        V,
+        D,
+        kwargs.pop("synthesis_rate", 0.3),  # type: ignore[arg-type]
+        technique=technique,
+        side_features=features() if with_side else None,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def side_cases(name: str) -> list[bool]:
+    return [True] if TECHNIQUES[name].needs_side_features else [False, True]
+
+
+CASES = [(name, side) for name in TECHNIQUE_NAMES for side in side_cases(name)]
+
+
+@pytest.mark.parametrize(("technique", "with_side"), CASES)
+def test_output_shape_dtype_and_blend(technique: str, with_side: bool) -> None:
+    layer = build(technique, with_side).eval()
+    ids = torch.randint(0, V, (3, 4))
+    out = layer(ids)
+    assert out.shape == (3, 4, D) and out.dtype == torch.float32
+    rows = layer.base(ids)
+    side = None if layer.side_features is None else layer.side_features[ids]
+    syn = layer.synthesizer(ids, rows, side)
+    torch.testing.assert_close(out, 0.7 * rows + 0.3 * syn)
+    # Eval mode is deterministic (no noise, no dropout of rows).
+    assert torch.equal(layer(ids), out)
+
+
+@pytest.mark.parametrize("technique", [n for n in TECHNIQUE_NAMES if TECHNIQUES[n].needs_side_features])
+def test_technique_without_needed_side_features_raises(technique: str) -> None:
+    with pytest.raises(ConfigError, match="needs side features"):
+        SyntheticEmbeddingLayer(V, D, technique=technique)
+
+
+@pytest.mark.parametrize(("technique", "with_side"), CASES)
+@pytest.mark.parametrize("rate_kind", ["float", "tensor"])
+def test_explicit_backward_equals_autograd(technique: str, with_side: bool, rate_kind: str) -> None:
+    layer = build(technique, with_side, padding_idx=0, train_synthetic_fraction=0.3).double()
+    twin = copy.deepcopy(layer)
+    ids = torch.randint(0, V, (5, 7))
+    ids[0, 0] = 0  # a padding id
+    grad = torch.randn(5, 7, D, dtype=torch.float64)
+    rates = [torch.tensor(0.4, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+
+    def rate(i: int) -> float | torch.Tensor:
+        return 0.4 if rate_kind == "float" else rates[i]
+
+    torch.manual_seed(7)  # same dropout draw and GAN noise in both passes
+    layer(ids, synthesis_rate=rate(0)).backward(grad)
+    torch.manual_seed(7)
+    twin(ids, synthesis_rate=rate(1))
+    twin.backward(grad)
+
+    autograd = {n: p.grad for n, p in layer.named_parameters() if p.grad is not None}
+    explicit = {n: p.grad for n, p in twin.named_parameters() if p.grad is not None}
+    assert set(autograd) == set(explicit)
+    assert "base.weight" in autograd and any(n.startswith("synthesizer.") for n in autograd)
+    for name in autograd:
+        torch.testing.assert_close(explicit[name], autograd[name], atol=1e-6, rtol=1e-6, msg=name)
+    if rate_kind == "tensor":
+        assert rates[0].grad is not None and rates[1].grad is not None
+        torch.testing.assert_close(rates[1].grad, rates[0].grad, atol=1e-6, rtol=1e-6)
+    # A second explicit backward accumulates, like autograd would.
+    torch.manual_seed(7)
+    twin(ids, synthesis_rate=rate(1))
+    twin.backward(grad)
+    torch.testing.assert_close(twin.base.weight.grad, 2 * autograd["base.weight"], atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("technique", "with_side"), CASES)
+def test_aux_loss_is_scalar_and_trainable(technique: str, with_side: bool) -> None:
+    layer = build(technique, with_side, train_synthetic_fraction=0.5)
+    ids = torch.randint(0, V, (16,))
+    layer(ids)
+    loss = layer.get_loss()
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    if loss.requires_grad:
+        loss.backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.synthesizer.parameters())
+    layer.eval()
+    layer(ids)
+    assert layer.get_loss().item() == 0.0  # no auxiliary loss in eval mode
+
+
+@pytest.mark.parametrize(("technique", "with_side"), CASES)
+def test_add_items_new_ids_are_fully_synthetic_in_eval(technique: str, with_side: bool) -> None:
+    layer = build(technique, with_side)
+    layer(torch.arange(V))  # one training pass: every original id is warm
+    new = layer.add_items(features(3, seed=1)) if with_side else layer.add_items(num_items=3)
+    assert new.tolist() == [V, V + 1, V + 2]
+    assert layer.input_dim == V + 3 and layer.base.num_embeddings == V + 3
+    layer.eval()
+    out = layer(new)
+    side = None if layer.side_features is None else layer.side_features[new]
+    hidden = torch.zeros(3, dtype=torch.bool)
+    expected = layer.synthesizer(new, layer.base(new), side, hidden)
+    torch.testing.assert_close(out, expected)
+    assert layer.is_cold(new).all() and not layer.is_cold(torch.arange(V)).any()
+    # Training on a new id warms it up.
+    layer.train()
+    layer(new[:1])
+    assert layer.is_cold(new).tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize(("technique", "with_side"), CASES)
+def test_save_load_round_trip_is_bit_exact(technique: str, with_side: bool, tmp_path) -> None:
+    layer = build(technique, with_side, cold_threshold=2, padding_idx=1)
+    for _ in range(3):
+        layer(torch.randint(0, V, (20,)))
+    if with_side:
+        layer.add_items(features(2, seed=3))
+    json.dumps(layer.get_config())
+    path = tmp_path / "layer.safetensors"
+    save(layer, path)
+    loaded = load(path)
+    assert isinstance(loaded, SyntheticEmbeddingLayer)
+    assert torch.equal(loaded.counts, layer.counts) and torch.equal(loaded.added, layer.added)
+    layer.eval()
+    loaded.eval()
+    ids = torch.arange(layer.input_dim)
+    assert torch.equal(loaded(ids), layer(ids))
+    assert loaded.get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("technique", TECHNIQUE_NAMES)
+def test_unknown_option_lists_accepted_ones(technique: str) -> None:
+    with pytest.raises(ConfigError, match=f"Unknown option.*'no_such_option'.*{technique!r}"):
+        make_synthesizer(technique, V, D, F, no_such_option=1)
+
+
+def test_unknown_technique_lists_registered() -> None:
+    with pytest.raises(ConfigError, match=r"Unknown synthesis technique 'nope'.*'combination'"):
+        SyntheticEmbeddingLayer(V, D, technique="nope")
+
+
+def test_registering_a_technique_makes_it_usable() -> None:
+    @register_technique("scaled_rows")
+    class ScaledRows(Synthesizer):
+        def __init__(self, num_embeddings: int, embedding_dim: int, side_dim: int | None, *, scale: float = 2.0) -> None:
+            super().__init__(num_embeddings, embedding_dim, side_dim)
+            self.scale = nn.Parameter(torch.tensor(scale))
+
+        def forward(self, index, rows, side, visible=None):  # type: ignore[no-untyped-def]
+            return self.scale * self.visible_rows(rows, visible)
+
+    try:
+        layer = SyntheticEmbeddingLayer(V, D, 0.5, technique="scaled_rows", scale=3.0)
+        ids = torch.tensor([1, 2])
+        torch.testing.assert_close(layer(ids), 0.5 * layer.base(ids) + 1.5 * layer.base(ids))
+        with pytest.raises(ConfigError, match="decorates Synthesizer subclasses"):
+            register_technique("bad")(int)  # type: ignore[type-var]
+    finally:
+        del TECHNIQUES["scaled_rows"]
+
+
+def test_gan_losses_touch_disjoint_parameters() -> None:
+    layer = build("gan", True, train_synthetic_fraction=0.3)
+    layer(torch.randint(0, V, (32,)))
+    disc = {id(p) for p in layer.discriminator_parameters()}
+    assert disc
+    layer.get_loss().backward()
+    assert all(p.grad is None for p in layer.discriminator_parameters())
+    layer.zero_grad(set_to_none=True)
+    layer.discriminator_loss().backward()
+    touched = {id(p) for p in layer.parameters() if p.grad is not None}
+    assert touched == disc
+
+
+def test_gan_two_optimizer_recipe_trains_the_discriminator() -> None:
+    layer = build("gan", True, train_synthetic_fraction=0.3)
+    disc = set(layer.discriminator_parameters())
+    opt_g = torch.optim.Adam([p for p in layer.parameters() if p not in disc], lr=0.01)
+    opt_d = torch.optim.Adam(disc, lr=0.01)
+    d_losses = []
+    for _ in range(40):
+        layer(torch.randint(0, V, (64,)))
+        opt_g.zero_grad()
+        layer.get_loss().backward()
+        opt_g.step()
+        opt_d.zero_grad()
+        d_loss = layer.discriminator_loss()
+        d_loss.backward()
+        opt_d.step()
+        d_losses.append(d_loss.item())
+    assert all(torch.isfinite(torch.tensor(d_losses)))
+    assert min(d_losses) < d_losses[0]
+
+
+def test_discriminator_loss_needs_gan() -> None:
+    layer = build("combination", False)
+    with pytest.raises(ConfigError, match="belongs to the 'gan' technique"):
+        layer.discriminator_loss()
+    assert layer.discriminator_parameters() == []
+
+
+def test_autoencoder_alignment_pulls_synthetic_rows_onto_learned_rows() -> None:
+    layer = build("autoencoder", True, bottleneck=4)
+    opt = torch.optim.Adam(layer.synthesizer.parameters(), lr=0.02)
+    ids = torch.arange(V)
+    first = None
+    for _ in range(60):
+        layer(ids)
+        loss = layer.get_loss()
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.7 * first
+
+
+@pytest.mark.parametrize("method", ["spectral", "isomap"])
+def test_manifold_coordinates_keep_feature_neighbours(method: str) -> None:
+    # Points along a curve in feature space: the first coordinate orders them along it.
+    t = torch.linspace(0, 1, V)
+    side = torch.stack([torch.cos(3 * t), torch.sin(3 * t), t, t**2, 1 - t], dim=1)
+    layer = SyntheticEmbeddingLayer(
+        V, D, technique="manifold", side_features=side, method=method, n_components=2, n_neighbors=5
+    )
+    coords = layer.synthesizer.coordinates
+    assert coords.shape == (V, 2)
+    torch.testing.assert_close(coords.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(coords.std(0), torch.ones(2), atol=1e-5, rtol=0)
+    rank = coords[:, 0].argsort().argsort().float()
+    spearman = torch.corrcoef(torch.stack([rank, torch.arange(V).float()]))[0, 1]
+    assert spearman.abs() > 0.95
+
+
+def test_manifold_affinity_graph_and_out_of_sample() -> None:
+    g = torch.Generator().manual_seed(0)
+    blocks = torch.block_diag(torch.ones(20, 20), torch.ones(20, 20)) + 0.01 * torch.rand(V, V, generator=g)
+    layer = SyntheticEmbeddingLayer(V, D, technique="manifold", affinity=blocks, n_components=2)
+    new_aff = torch.zeros(1, V)
+    new_aff[0, :20] = 1.0
+    new = layer.add_items(num_items=1, affinity=new_aff)
+    coords = layer.synthesizer.coordinates
+    torch.testing.assert_close(coords[new[0]], coords[:20].mean(0))
+    with pytest.raises(ConfigError, match="places new ids by their neighbours"):
+        layer.add_items(num_items=1)
+    with pytest.raises(ConfigError, match="method='spectral'"):
+        SyntheticEmbeddingLayer(V, D, technique="manifold", affinity=blocks, method="isomap")
+
+
+def test_manifold_fits_on_a_sample_above_max_fit_items() -> None:
+    side = features()
+    layer = SyntheticEmbeddingLayer(V, D, technique="manifold", side_features=side, max_fit_items=25, n_components=2)
+    assert torch.isfinite(layer.synthesizer.coordinates).all()
+    assert layer.synthesizer.coordinates.std(0).min() > 0.5
+
+
+def test_knn_extend_weights_by_inverse_distance() -> None:
+    ref = torch.tensor([[0.0], [1.0], [10.0]])
+    coords = torch.tensor([[0.0], [3.0], [100.0]])
+    out = knn_extend(ref, coords, torch.tensor([[0.25], [1.0]]), k=2)
+    torch.testing.assert_close(out, torch.tensor([[0.75], [3.0]]), atol=1e-5, rtol=0)
+
+
+def test_combination_low_rank_option() -> None:
+    layer = build("combination", True, rank=2).double()
+    twin = copy.deepcopy(layer)
+    ids = torch.randint(0, V, (9,))
+    grad = torch.randn(9, D, dtype=torch.float64)
+    layer(ids).backward(grad)
+    twin(ids)
+    twin.backward(grad)
+    assert layer.synthesizer.combination_matrix is None
+    for (name, p), q in zip(layer.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, atol=1e-6, rtol=1e-6, msg=name)
