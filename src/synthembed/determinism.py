@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from synthembed._validation import check_int
+from synthembed.errors import ConfigError
 
 __all__ = ["seed_everything"]
 
@@ -57,8 +58,6 @@ def seed_everything(seed: int, *, deterministic_algorithms: bool = False) -> Non
     """
     check_int("seed_everything", "seed", seed, 0, _MAX_SEED)
     if not isinstance(deterministic_algorithms, bool):
-        from synthembed.errors import ConfigError
-
         raise ConfigError(
             "The 'deterministic_algorithms' parameter of seed_everything must be a bool. "
             f"Got {deterministic_algorithms!r} instead."
