@@ -526,3 +526,48 @@ def test_per_sample_gradients_with_torch_func_match_nn_embedding() -> None:
     got = per_sample(ours)
     assert got.shape == (4, 20, 3)
     assert torch.equal(got, per_sample(theirs))
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_reused_gradient_buffers_keep_training_identical_to_torch(set_to_none) -> None:
+    theirs, ours = _pair(100, 6, padding_idx=0)
+    opt_t = torch.optim.SGD(theirs.parameters(), lr=0.3, momentum=0.9)
+    opt_o = torch.optim.SGD(ours.parameters(), lr=0.3, momentum=0.9)
+    held = []
+    for step in range(5):
+        ids = torch.randint(0, 100, (40,), generator=torch.Generator().manual_seed(step))
+        for layer, opt in ((theirs, opt_t), (ours, opt_o)):
+            opt.zero_grad(set_to_none=set_to_none)
+            layer(ids).pow(2).sum().backward()
+            opt.step()
+        assert torch.equal(ours.weight, theirs.weight)
+        if step == 1:  # a gradient the user keeps is never handed out again
+            held.append((ours.weight.grad, ours.weight.grad.clone()))
+    assert len(ours.grad_buffers._arrays) <= 2
+    kept, copy = held[0]
+    if set_to_none:
+        assert torch.equal(kept, copy)
+    ours.grad_buffers.clear()
+    assert ours.grad_buffers._arrays == []
+
+
+def test_grad_buffers_reuse_only_free_buffers() -> None:
+    from synthembed.layers.embedding import GradBuffers
+
+    cpu = torch.device("cpu")
+    pool = GradBuffers(2)
+    a = pool.zeros(3, 2, cpu, torch.float32)
+    a += 1
+    b = pool.zeros(3, 2, cpu, torch.float32)  # a is in use: a new buffer
+    assert a.data_ptr() != b.data_ptr() and float(a.sum()) == 6.0
+    ptr = a.data_ptr()
+    del a
+    c = pool.zeros(3, 2, cpu, torch.float32)  # a's buffer is free again, handed out zeroed
+    assert c.data_ptr() == ptr and float(c.abs().sum()) == 0.0
+    assert pool.zeros(2, 2, cpu, torch.float64).dtype == torch.float64
+    assert GradBuffers(0).zeros(2, 2, cpu, torch.float32).shape == (2, 2)
+    import copy
+
+    layer = Embedding(5, 2)
+    layer(torch.tensor([1])).sum().backward()
+    assert copy.deepcopy(layer).grad_buffers._arrays == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -24,7 +25,7 @@ from synthembed.errors import ConfigError, NonFiniteError, ShapeError
 from synthembed.io import register_savable
 from synthembed.vocab import Vocabulary
 
-__all__ = ["Embedding", "PoolingMode", "allocate_table", "pool_bags"]
+__all__ = ["Embedding", "GradBuffers", "PoolingMode", "allocate_table", "pool_bags"]
 
 PoolingMode = Literal["sum", "mean", "max"]
 _MODES = ("sum", "mean", "max")
@@ -63,6 +64,53 @@ def allocate_table(
     return make_t((rows, cols), device=dev, dtype=dtype)
 
 
+class GradBuffers:
+    """A small pool of zeroed ``(V, D)`` buffers for dense table gradients.
+
+    A dense backward needs a fresh ``V x D`` zero table every step. Allocating
+    it anew costs a page fault per page touched, and on a busy machine the
+    kernel may stall to compact memory for 2 MiB pages. The pool hands out a
+    buffer again once nothing else holds it (the optimizer's ``zero_grad``
+    dropped the last gradient), zeroed with one ``memset``-speed pass. At most
+    ``size`` spare buffers are kept; :meth:`clear` releases them.
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._arrays: list[np.ndarray] = []
+
+    def zeros(self, rows: int, cols: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """A zeroed ``(rows, cols)`` tensor, reusing a free pooled buffer when one fits."""
+        np_dtype = _NUMPY_DTYPES.get(dtype)
+        if device.type != "cpu" or np_dtype is None:
+            return torch.zeros((rows, cols), device=device, dtype=dtype)
+        for i in range(len(self._arrays)):
+            # 3 references = the pool's, `arr` and getrefcount's argument: no tensor uses it
+            # (every tensor made by torch.from_numpy holds one more).
+            arr = self._arrays[i]
+            if arr.shape == (rows, cols) and arr.dtype == np_dtype and sys.getrefcount(arr) <= 3:
+                del arr
+                buffer = torch.from_numpy(self._arrays[i])
+                buffer.zero_()
+                return buffer
+            del arr
+        fresh = np.zeros((rows, cols), dtype=np_dtype)
+        if self.size > 0:
+            same = [a for a in self._arrays if a.shape == (rows, cols) and a.dtype == np_dtype]
+            self._arrays = [*same[len(same) - self.size + 1 :], fresh]
+        return torch.from_numpy(fresh)
+
+    def clear(self) -> None:
+        """Release every pooled buffer."""
+        self._arrays = []
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> GradBuffers:
+        return GradBuffers(self.size)  # buffers are scratch space, never copied
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"size": self.size, "_arrays": []}
+
+
 def _gather(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """``weight[ids]`` for 1-d ``ids`` into a freshly allocated ``(N, D)`` output."""
     out = allocate_table(ids.numel(), weight.shape[1], device=weight.device, dtype=weight.dtype)
@@ -93,6 +141,12 @@ def _renorm_gathered(
     weight.index_copy_(0, ids.index_select(0, over), fixed)
 
 
+def _zeros(buffers: GradBuffers | None, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
+    if buffers is None:
+        return allocate_table(rows, cols, device=like.device, dtype=like.dtype, zero=True)
+    return buffers.zeros(rows, cols, like.device, like.dtype)
+
+
 class _Lookup(torch.autograd.Function):
     """Row lookup whose outputs and dense gradients live on 2 MiB pages.
 
@@ -111,6 +165,7 @@ class _Lookup(torch.autograd.Function):
         max_norm: float | None,
         norm_type: float,
         sparse: bool,
+        buffers: GradBuffers | None = None,
     ) -> torch.Tensor:
         flat = ids.reshape(-1)
         out = _gather(weight, flat)  # (N, D)
@@ -120,6 +175,7 @@ class _Lookup(torch.autograd.Function):
         ctx.num_weights = weight.shape[0]
         ctx.padding_idx = padding_idx
         ctx.sparse = sparse
+        ctx.buffers = buffers
         return out.view(*ids.shape, weight.shape[1])
 
     @staticmethod
@@ -142,13 +198,11 @@ class _Lookup(torch.autograd.Function):
                 check_invariants=False,
             )
         else:
-            grad_weight = allocate_table(
-                ctx.num_weights, dim, device=grad.device, dtype=grad.dtype, zero=True
-            )
+            grad_weight = _zeros(ctx.buffers, ctx.num_weights, dim, grad)
             grad_weight.index_add_(0, flat, rows)
             if pad is not None:
                 grad_weight[pad].zero_()
-        return grad_weight, None, None, None, None, None
+        return grad_weight, None, None, None, None, None, None
 
 
 def pool_bags(
@@ -209,6 +263,7 @@ class _Bag(torch.autograd.Function):
         mode: str,
         per_sample_weights: torch.Tensor | None,
         padding_idx: int | None,
+        buffers: GradBuffers | None = None,
     ) -> torch.Tensor:
         bags, length = ids.shape  # (B, L)
         flat = ids.reshape(-1).long()
@@ -228,6 +283,7 @@ class _Bag(torch.autograd.Function):
         )
         ctx.save_for_backward(ids, max_ids, per_sample_weights)
         ctx.mode, ctx.padding_idx, ctx.num_weights = mode, padding_idx, weight.shape[0]
+        ctx.buffers = buffers
         return out
 
     @staticmethod
@@ -236,9 +292,7 @@ class _Bag(torch.autograd.Function):
         bags, length = ids.shape  # (B, L)
         dim = grad.shape[1]
         grad = grad.contiguous()  # (B, D)
-        grad_weight = allocate_table(
-            ctx.num_weights, dim, device=grad.device, dtype=grad.dtype, zero=True
-        )
+        grad_weight = _zeros(ctx.buffers, ctx.num_weights, dim, grad)
         pad = ctx.padding_idx
         if pad is None:
             counts = torch.full((bags,), length, device=ids.device)
@@ -261,7 +315,7 @@ class _Bag(torch.autograd.Function):
             grad_weight.index_add_(0, ids.reshape(-1), rows)
         if ctx.padding_idx is not None:
             grad_weight[ctx.padding_idx].zero_()
-        return grad_weight, None, None, None, None
+        return grad_weight, None, None, None, None, None
 
 
 def _weight_from_safetensors(path: str) -> torch.Tensor:
@@ -298,6 +352,10 @@ class Embedding(nn.Module):
       padded batches as users hold them.
     - Bad ids raise :class:`~synthembed.errors.InvalidIndexError` naming the
       offending ids and the valid range.
+    - On the CPU, outputs, the table and dense gradients live on 2 MiB pages,
+      and ``grad_buffers`` (a :class:`GradBuffers`) reuses up to two spare
+      dense-gradient tables between steps (``layer.grad_buffers.clear()`` frees
+      them). Values and gradients are those of ``nn.Embedding``, bit for bit.
 
     Args:
         num_embeddings: number of rows; defaults to ``len(vocab)`` when a vocabulary is bound.
@@ -398,6 +456,7 @@ class Embedding(nn.Module):
         self.mode: PoolingMode | None = mode
         self.check_finite = bool(check_finite)
         self.coverage: Any = None  # set by from_pretrained when vectors are aligned
+        self.grad_buffers = GradBuffers()
         if _weight is None:
             table = allocate_table(num_embeddings, embedding_dim, device=device, dtype=dtype)
             self.weight = nn.Parameter(table, requires_grad=not _freeze)
@@ -460,7 +519,13 @@ class Embedding(nn.Module):
         w = self.weight
         if self._fast_path(w):
             return _Lookup.apply(
-                w, ids, self.padding_idx, self.max_norm, self.norm_type, self.sparse
+                w,
+                ids,
+                self.padding_idx,
+                self.max_norm,
+                self.norm_type,
+                self.sparse,
+                self.grad_buffers,
             )
         if self.max_norm is not None:
             self._renorm(ids)
@@ -527,7 +592,9 @@ class Embedding(nn.Module):
             flat = ids.reshape(-1, length)  # (B, L)
             psw = None if per_sample_weights is None else per_sample_weights.reshape(-1, length)
             if self._fast_path(self.weight) and not self.sparse and flat.numel():
-                pooled = _Bag.apply(self.weight, flat, mode, psw, self.padding_idx)
+                pooled = _Bag.apply(
+                    self.weight, flat, mode, psw, self.padding_idx, self.grad_buffers
+                )
                 return pooled.reshape(*lead, self.embedding_dim)
             out = F.embedding_bag(
                 flat,
@@ -562,7 +629,9 @@ class Embedding(nn.Module):
         """Plain lookup without ``max_norm`` (already applied by the caller)."""
         w = self.weight
         if self._fast_path(w):
-            return _Lookup.apply(w, ids, self.padding_idx, None, self.norm_type, self.sparse)
+            return _Lookup.apply(
+                w, ids, self.padding_idx, None, self.norm_type, self.sparse, self.grad_buffers
+            )
         return F.embedding(
             ids, w, self.padding_idx, None, 2.0, self.scale_grad_by_freq, self.sparse
         )
