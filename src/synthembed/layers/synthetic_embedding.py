@@ -366,7 +366,8 @@ class SyntheticEmbeddingLayer(nn.Module):
     def _set_adaptive(self, config: SynthesisConfig) -> None:
         if config.adaptive:
             rate = config.synthesis_rate
-            logit = torch.tensor(math.log(rate / (1 - rate)), dtype=self._dtype(), device=self._device())
+            # (1,) rather than 0-d, like ``step``: saved files checksum tensors as bytes.
+            logit = torch.full((1,), math.log(rate / (1 - rate)), dtype=self._dtype(), device=self._device())
             self.rate_logit = nn.Parameter(logit)
         else:
             self.rate_logit = None
@@ -406,7 +407,7 @@ class SyntheticEmbeddingLayer(nn.Module):
             return rate
         cfg = self.config
         r: float | torch.Tensor = (
-            torch.sigmoid(self.rate_logit) if self.rate_logit is not None else cfg.synthesis_rate
+            torch.sigmoid(self.rate_logit).reshape(()) if self.rate_logit is not None else cfg.synthesis_rate
         )
         if cfg.schedule is not None:
             warmup = cfg.schedule[1]
