@@ -470,6 +470,7 @@ def extract(
     first_tail: tuple[int, ...] | None = None
     warned_calls = False
     handle = target.register_forward_hook(hook)
+    bar: tqdm[Any] | None = None
     try:
         if run_device != home_device:
             model.to(run_device)
@@ -527,6 +528,8 @@ def extract(
             writer.abort()
         raise
     finally:
+        if bar is not None:
+            bar.close()
         handle.remove()
         for module, training in modes.items():
             module.train(training)
