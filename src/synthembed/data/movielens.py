@@ -127,7 +127,7 @@ def _tidy(ratings: pd.DataFrame, movies: pd.DataFrame, source: str) -> MovieLens
     ).set_index("item_id")
     missing = set(interactions["item_id"].unique()) - set(items.index)
     if missing:
-        some = sorted(missing)[:5]
+        some = [int(x) for x in sorted(missing)[:5]]
         raise FileFormatError(
             f"{source}: {len(missing)} rated movie id(s) have no row in the movies table "
             f"(for example {some}); every movieId in the ratings must appear in the movies."
