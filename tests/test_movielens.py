@@ -76,7 +76,7 @@ def test_missing_directory_and_files_raise(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="is not a directory"):
         movielens(tmp_path / "nope")
     (tmp_path / "movies.csv").write_text(MOVIES)
-    with pytest.raises(FileNotFoundError, match="No 'ratings.csv'"):
+    with pytest.raises(FileNotFoundError, match=r"No 'ratings\.csv'"):
         movielens(tmp_path)
 
 
