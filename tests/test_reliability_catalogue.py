@@ -650,6 +650,22 @@ def test_io_load_weights_mismatch_leaves_module(tmp_path: Path) -> None:
         sio.load_weights(target, path)
 
 
+def test_io_scalar_buffer_round_trip(tmp_path: Path) -> None:
+    """0-d tensors (step counters, temperatures) save and load like any other."""
+
+    class WithStep(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = Embedding(3, 2)
+            self.register_buffer("step", torch.tensor(7))
+
+    path = tmp_path / "step.safetensors"
+    sio.save_weights(WithStep(), path)
+    target = WithStep()
+    sio.load_weights(target, path)
+    assert target.step.shape == () and int(target.step) == 7
+
+
 # ================================================================ SyntheticEmbeddingLayer
 
 
