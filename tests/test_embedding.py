@@ -571,3 +571,22 @@ def test_grad_buffers_reuse_only_free_buffers() -> None:
     layer = Embedding(5, 2)
     layer(torch.tensor([1])).sum().backward()
     assert copy.deepcopy(layer).grad_buffers._arrays == []
+
+
+def test_pooled_outputs_are_never_overwritten_while_held() -> None:
+    layer = Embedding(5000, 128)  # outputs >= 2**18 values go through the output pool
+    ids_a = torch.randint(0, 5000, (2048,))
+    ids_b = torch.randint(0, 5000, (2048,))
+    with torch.no_grad():
+        first = layer(ids_a)
+        second = layer(ids_b)
+        assert first.data_ptr() != second.data_ptr()
+        assert torch.equal(first, layer.weight[ids_a])
+        ptr = second.data_ptr()
+        del second
+        third = layer(ids_a)  # the freed buffer is reused
+        assert third.data_ptr() == ptr and torch.equal(third, first)
+    out = layer(ids_b)
+    out.sum().backward()
+    assert torch.equal(out, layer.weight[ids_b])
+    assert torch.equal(layer.weight.grad.sum(1), torch.bincount(ids_b, minlength=5000) * 128.0)

@@ -81,9 +81,19 @@ class GradBuffers:
 
     def zeros(self, rows: int, cols: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """A zeroed ``(rows, cols)`` tensor, reusing a free pooled buffer when one fits."""
+        return self._get(rows, cols, device, dtype, zero=True)
+
+    def empty(self, rows: int, cols: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """An uninitialised ``(rows, cols)`` tensor, reusing a free pooled buffer when one fits."""
+        return self._get(rows, cols, device, dtype, zero=False)
+
+    def _get(
+        self, rows: int, cols: int, device: torch.device, dtype: torch.dtype, *, zero: bool
+    ) -> torch.Tensor:
         np_dtype = _NUMPY_DTYPES.get(dtype)
         if device.type != "cpu" or np_dtype is None:
-            return torch.zeros((rows, cols), device=device, dtype=dtype)
+            make = torch.zeros if zero else torch.empty
+            return make((rows, cols), device=device, dtype=dtype)
         for i in range(len(self._arrays)):
             # 3 references = the pool's, `arr` and getrefcount's argument: no tensor uses it
             # (every tensor made by torch.from_numpy holds one more).
@@ -91,10 +101,11 @@ class GradBuffers:
             if arr.shape == (rows, cols) and arr.dtype == np_dtype and sys.getrefcount(arr) <= 3:
                 del arr
                 buffer = torch.from_numpy(self._arrays[i])
-                buffer.zero_()
+                if zero:
+                    buffer.zero_()
                 return buffer
             del arr
-        fresh = np.zeros((rows, cols), dtype=np_dtype)
+        fresh = (np.zeros if zero else np.empty)((rows, cols), dtype=np_dtype)
         if self.size > 0:
             same = [a for a in self._arrays if a.shape == (rows, cols) and a.dtype == np_dtype]
             self._arrays = [*same[len(same) - self.size + 1 :], fresh]
@@ -111,9 +122,15 @@ class GradBuffers:
         return {"size": self.size, "_arrays": []}
 
 
-def _gather(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """``weight[ids]`` for 1-d ``ids`` into a freshly allocated ``(N, D)`` output."""
-    out = allocate_table(ids.numel(), weight.shape[1], device=weight.device, dtype=weight.dtype)
+def _gather(
+    weight: torch.Tensor, ids: torch.Tensor, buffers: GradBuffers | None = None
+) -> torch.Tensor:
+    """``weight[ids]`` for 1-d ``ids`` into a new (or free pooled) ``(N, D)`` output."""
+    n, dim = ids.numel(), weight.shape[1]
+    if buffers is None or n * dim < 1 << 18:  # small outputs: the pool's bookkeeping costs more
+        out = allocate_table(n, dim, device=weight.device, dtype=weight.dtype)
+    else:
+        out = buffers.empty(n, dim, weight.device, weight.dtype)
     return torch.index_select(weight, 0, ids, out=out)
 
 
@@ -166,9 +183,10 @@ class _Lookup(torch.autograd.Function):
         norm_type: float,
         sparse: bool,
         buffers: GradBuffers | None = None,
+        out_buffers: GradBuffers | None = None,
     ) -> torch.Tensor:
         flat = ids.reshape(-1)
-        out = _gather(weight, flat)  # (N, D)
+        out = _gather(weight, flat, out_buffers)  # (N, D)
         if max_norm is not None:
             _renorm_gathered(weight, flat, out, max_norm, norm_type)
         ctx.save_for_backward(ids)
@@ -202,7 +220,7 @@ class _Lookup(torch.autograd.Function):
             grad_weight.index_add_(0, flat, rows)
             if pad is not None:
                 grad_weight[pad].zero_()
-        return grad_weight, None, None, None, None, None, None
+        return grad_weight, None, None, None, None, None, None, None
 
 
 def pool_bags(
@@ -457,6 +475,7 @@ class Embedding(nn.Module):
         self.check_finite = bool(check_finite)
         self.coverage: Any = None  # set by from_pretrained when vectors are aligned
         self.grad_buffers = GradBuffers()
+        self._out_buffers = GradBuffers()  # lookup outputs, reused once the caller drops them
         if _weight is None:
             table = allocate_table(num_embeddings, embedding_dim, device=device, dtype=dtype)
             self.weight = nn.Parameter(table, requires_grad=not _freeze)
@@ -526,6 +545,7 @@ class Embedding(nn.Module):
                 self.norm_type,
                 self.sparse,
                 self.grad_buffers,
+                self._out_buffers,
             )
         if self.max_norm is not None:
             self._renorm(ids)
@@ -630,7 +650,14 @@ class Embedding(nn.Module):
         w = self.weight
         if self._fast_path(w):
             return _Lookup.apply(
-                w, ids, self.padding_idx, None, self.norm_type, self.sparse, self.grad_buffers
+                w,
+                ids,
+                self.padding_idx,
+                None,
+                self.norm_type,
+                self.sparse,
+                self.grad_buffers,
+                self._out_buffers,
             )
         return F.embedding(
             ids, w, self.padding_idx, None, 2.0, self.scale_grad_by_freq, self.sparse
