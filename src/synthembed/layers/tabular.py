@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,19 +31,14 @@ import torch
 from torch import nn
 
 from synthembed._validation import check_choice, check_float, check_int, require
-from synthembed.encoders import (
-    DEFAULT_NUM_BUCKETS,
-    UNK_TOKEN,
-    build_column_vocab,
-    encode_column,
-    to_token,
-)
 from synthembed.errors import ConfigError, NonFiniteError, ShapeError, UnknownTokenError
 from synthembed.io import register_savable
 from synthembed.layers.embedding import Embedding, PoolingMode
 from synthembed.vocab import OOVPolicy, Token, Vocabulary
 
 __all__ = [
+    "CATEGORICAL_SPECIALS",
+    "MISSING_TOKEN",
     "CategoricalSpec",
     "MultiLabelSpec",
     "NumericalSpec",
@@ -50,6 +46,9 @@ __all__ = [
     "PiecewiseLinearEmbedding",
     "TabularEmbedding",
     "auto_embedding_dim",
+    "build_column_vocab",
+    "encode_column",
+    "to_token",
 ]
 
 Scaling = Literal["minmax", "standard"]
@@ -59,6 +58,120 @@ _NUM_EMBEDDINGS = (None, "periodic", "piecewise_linear")
 _OOV = ("error", "unk", "hash")
 _BAG_MODES = ("mean", "sum", "max")
 _CONFIG_VERSION = 1
+
+
+# ---------------------------------------------------------------------- categorical columns
+MISSING_TOKEN = "<missing>"
+UNK_TOKEN = "<unk>"
+#: Specials of a categorical column's vocabulary: ids 0 and 1.
+CATEGORICAL_SPECIALS = (UNK_TOKEN, MISSING_TOKEN)
+#: Hash buckets used with ``oov="hash"`` when ``num_buckets`` is not given.
+DEFAULT_NUM_BUCKETS = 16
+
+
+def to_token(value: Any) -> Token:
+    """Normalise one non-missing cell to a vocabulary token (str or int).
+
+    Example:
+        >>> to_token(3.0), to_token(True), to_token("a"), to_token(2.5)
+        (3, 'True', 'a', '2.5')
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        if math.isfinite(f) and f.is_integer():
+            return int(f)
+        return str(f)
+    return str(value)
+
+
+def _factorize(values: Any) -> tuple[np.ndarray, list[Any]]:
+    """Codes (-1 for missing) and the distinct non-missing values, in first-seen order."""
+    pd = _pandas()
+    if not isinstance(values, (np.ndarray, pd.Series, pd.Index, pd.Categorical)):
+        values = pd.Series(list(values), dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), list(uniques)
+
+
+def build_column_vocab(
+    values: Any,
+    *,
+    oov: OOVPolicy = "unk",
+    num_buckets: int | None = None,
+    min_freq: int = 1,
+    max_size: int | None = None,
+) -> Vocabulary:
+    """Count one categorical column and build its vocabulary.
+
+    Ids ``0`` and ``1`` are ``"<unk>"`` and ``"<missing>"``; with ``oov="hash"``
+    the hash buckets follow, then the values, most frequent first.
+
+    Args:
+        values: a 1-d array, list or pandas Series (missing values are skipped).
+        oov: what an unseen value becomes at encode time.
+        num_buckets: hash buckets for ``oov="hash"`` (default 16).
+        min_freq: keep values seen at least this often (rarer ones become OOV).
+        max_size: keep at most this many values.
+
+    Example:
+        >>> v = build_column_vocab(["a", "b", "a", None])
+        >>> v.tokens, len(v)
+        (['a', 'b'], 4)
+    """
+    check_choice("build_column_vocab", "oov", oov, _OOV)
+    codes, uniques = _factorize(values)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    counter: Counter[Token] = Counter()
+    for value, count in zip(uniques, counts.tolist()):
+        counter[to_token(value)] += int(count)
+    return Vocabulary.build(
+        counter,
+        min_freq=min_freq,
+        max_size=max_size,
+        specials=CATEGORICAL_SPECIALS,
+        pad_token=None,
+        unk_token=UNK_TOKEN,
+        oov=oov,
+        num_buckets=(num_buckets or DEFAULT_NUM_BUCKETS) if oov == "hash" else None,
+    )
+
+
+def encode_column(values: Any, vocab: Vocabulary, column: Any) -> np.ndarray:
+    """Map one column to ids with ``vocab``; missing cells get the ``"<missing>"`` id.
+
+    Each distinct value is looked up once, so a column of a million rows with a
+    few thousand values costs one ``pandas.factorize`` and a few thousand lookups.
+
+    Raises:
+        UnknownTokenError: an unseen value under ``oov="error"``; the message names
+            the column.
+
+    Returns:
+        A ``(n,)`` int64 array.
+    """
+    codes, uniques = _factorize(values)
+    try:
+        table = np.fromiter((vocab.encode(to_token(u)) for u in uniques), np.int64, len(uniques))
+    except UnknownTokenError as exc:
+        raise UnknownTokenError(f"Column {column!r}: {exc}") from exc
+    missing = vocab.key_to_index.get(MISSING_TOKEN)
+    if missing is None:
+        missing = vocab.unk_id
+    if missing is None and bool((codes < 0).any()):
+        raise UnknownTokenError(
+            f"Column {column!r} has missing values but its vocabulary has neither a "
+            f"'{MISSING_TOKEN}' nor an unknown token; fill the missing values first."
+        )
+    out = np.full(codes.shape, -1 if missing is None else missing, dtype=np.int64)
+    seen = codes >= 0
+    out[seen] = table[codes[seen]]
+    return out
 
 
 def auto_embedding_dim(cardinality: int) -> int:
