@@ -32,6 +32,7 @@ from synthembed.errors import (
     ShapeError,
     UnknownTokenError,
 )
+from synthembed.extract import AutoencoderEmbedder, extract
 from synthembed.layers.compressed import (
     DHEEmbedding,
     HashEmbedding,
@@ -43,6 +44,7 @@ from synthembed.layers.embedding import Embedding
 from synthembed.layers.synthetic_embedding import SyntheticEmbeddingLayer
 from synthembed.layers.tabular import TabularEmbedding
 from synthembed.pretrained import load_vectors
+from synthembed.viz import plot_embeddings, reduce_2d
 from synthembed.vocab import Vocabulary
 
 # ---------------------------------------------------------------- state snapshots
@@ -924,3 +926,69 @@ def test_pretrained_unknown_format(tmp_path: Path) -> None:
     path = _vector_file(tmp_path, b"a 1 2\n")
     with pytest.raises(ConfigError, match=r"'format' parameter of load_vectors"):
         load_vectors(path, "bert")  # type: ignore[arg-type]
+
+
+# ================================================================ extract / viz
+
+
+class _FailsOnSecondBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(3, 2)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("the model failed on batch 2")
+        return self.fc1(x)
+
+
+def test_extract_unknown_layer() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    with (
+        unchanged(model),
+        pytest.raises(
+            ConfigError, match=r"layer='fc1', which is not a submodule.*Close names: '1'"
+        ),
+    ):
+        extract(model, torch.rand(5, 3), "fc1", progress=False)
+
+
+def test_extract_bad_data() -> None:
+    model = nn.Sequential(nn.Linear(3, 2))
+    with (
+        unchanged(model),
+        pytest.raises(ShapeError, match=r"0-d tensor; data needs a leading batch"),
+    ):
+        extract(model, torch.tensor(1.0), "0", progress=False)
+    with unchanged(model), pytest.raises(ShapeError, match=r"no rows from the data"):
+        extract(model, torch.rand(0, 3), "0", progress=False)
+
+
+def test_extract_failure_midway_keeps_previous_output(tmp_path: Path) -> None:
+    out = tmp_path / "features.npy"
+    out.write_bytes(b"previous results")
+    model = _FailsOnSecondBatch()
+    with unchanged(tmp_path), pytest.raises(RuntimeError, match="failed on batch 2"):
+        extract(model, torch.rand(10, 3), "fc1", batch_size=4, out=out, progress=False)
+
+
+def test_autoencoder_embedder_bad_input() -> None:
+    with pytest.raises(NotFittedError, match=r"call fit\(X\) before transform"):
+        AutoencoderEmbedder(2, epochs=1).transform(np.random.rand(4, 3))
+    with pytest.raises(NonFiniteError, match="X contains 18 NaN"):
+        AutoencoderEmbedder(2, epochs=1).fit(np.full((6, 3), np.nan))
+    with pytest.raises(ShapeError, match=r"shape \(n_samples, n_features\); got \(20,\)"):
+        AutoencoderEmbedder(2, epochs=1).fit(np.random.rand(20))
+
+
+def test_viz_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(NonFiniteError, match="reduce_2d: vectors contains 15 NaN"):
+        reduce_2d(np.full((5, 3), np.nan))
+    with pytest.raises(ConfigError, match=r"'method' parameter of reduce_2d.*Got 'xx'"):
+        reduce_2d(np.random.rand(5, 3), "xx")  # type: ignore[arg-type]
+    with unchanged(tmp_path), pytest.raises(ShapeError, match="got 1 labels for 5 vectors"):
+        plot_embeddings(np.random.rand(5, 3), labels=["a"], path=tmp_path / "p.png")
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        plot_embeddings(np.random.rand(5, 3), path=tmp_path / "missing" / "p.png")
