@@ -146,16 +146,15 @@ def _renorm_gathered(
     in ``weight``.
     """
     norms = torch.linalg.vector_norm(out, ord=norm_type, dim=1)  # (N,)
-    over = (norms > max_norm).nonzero().squeeze(1)
-    if over.numel() == 0:
+    over = norms > max_norm
+    if not bool(over.any()):
         return
     # torch computes the scale in double precision; so do we, to match it bit for bit.
-    scale = (max_norm / (norms.index_select(0, over).double() + 1e-7)).to(out.dtype)
-    scale = scale.unsqueeze(1)  # (K, 1)
-    fixed = out.index_select(0, over) * scale  # (K, D)
-    out.index_copy_(0, over, fixed)
+    # Rows within the norm are multiplied by exactly 1.0, which leaves them unchanged.
+    scale = torch.where(over, max_norm / (norms.double() + 1e-7), 1.0).to(out.dtype)
+    out.mul_(scale.unsqueeze(1))  # (N, D) * (N, 1)
     # Duplicate ids write identical values, so the order of writes does not matter.
-    weight.index_copy_(0, ids.index_select(0, over), fixed)
+    weight.index_copy_(0, ids, out)
 
 
 def _zeros(buffers: GradBuffers | None, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
