@@ -23,6 +23,7 @@ from torch import nn
 from synthembed import io as sio
 from synthembed.errors import FileFormatError
 from synthembed.layers.embedding import Embedding
+from synthembed.pretrained import load_vectors
 from synthembed.vocab import Vocabulary
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "synthembed"
@@ -106,6 +107,35 @@ def test_vocabulary_load_refuses_pickle_without_executing(tmp_path: Path, kind: 
     with pytest.raises(FileFormatError, match=r"vocab\.json"):
         Vocabulary.load(planted)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind", sorted(PAYLOADS))
+@pytest.mark.parametrize("fmt", ["auto", "glove", "word2vec-binary"])
+def test_load_vectors_refuses_pickle_without_executing(tmp_path: Path, kind: str, fmt: str) -> None:
+    marker = tmp_path / "pwned"
+    planted = tmp_path / "vectors.txt"
+    planted.write_bytes(PAYLOADS[kind](marker))
+    with pytest.raises(FileFormatError, match=r"vectors\.txt"):
+        load_vectors(planted, fmt, cache=False)  # type: ignore[arg-type]
+    assert not marker.exists()
+
+
+def test_load_vectors_cache_with_pickled_array_is_not_unpickled(tmp_path: Path) -> None:
+    """A cache .npy replaced by an object array (which np.load would unpickle) is ignored."""
+    np = pytest.importorskip("numpy")
+    source = tmp_path / "vectors.txt"
+    source.write_text("cat 1 0\ndog 0 1\n", encoding="utf-8")
+    cache_dir = tmp_path / "cache"
+    load_vectors(source, cache=True, cache_dir=cache_dir)
+    (npy,) = cache_dir.glob("*.npy")
+    marker = tmp_path / "pwned"
+    evil = np.empty((2, 2), dtype=object)
+    evil[0, 0] = _Exploit(marker)
+    with open(npy, "wb") as handle:
+        np.save(handle, evil, allow_pickle=True)
+    vectors = load_vectors(source, cache=True, cache_dir=cache_dir)
+    assert not marker.exists()
+    assert vectors["dog"].tolist() == [0.0, 1.0]
 
 
 def test_no_pickle_on_any_load_path() -> None:
