@@ -734,13 +734,22 @@ class Embedding(nn.Module):
         """Build a layer from pretrained vectors.
 
         Args:
-            embeddings: a ``(V, D)`` tensor, a path to a vector file (GloVe,
-                word2vec, fastText), or a :class:`~synthembed.pretrained.Vectors`.
+            embeddings: a ``(V, D)`` tensor or numpy array (copied), a path to a
+                ``.safetensors`` file (its ``weight`` tensor, or its only 2-d tensor;
+                files of :func:`synthembed.save_weights` and of other libraries), a
+                path to a vector file (GloVe, word2vec, fastText), or a
+                :class:`~synthembed.pretrained.Vectors`.
             freeze: keep the weights fixed (``requires_grad=False``).
             vocab: for a tensor, the vocabulary of its rows; for a file or
                 ``Vectors``, the vocabulary to align the vectors to (rows in
                 ``vocab`` order, with a coverage report in ``layer.coverage``).
             align_options: passed to :func:`synthembed.pretrained.align`.
+
+        Raises:
+            ShapeError: the vectors are not a 2-d floating-point table, or their row
+                count differs from ``len(vocab)``.
+            NonFiniteError: the vectors hold NaN or infinity.
+            FileFormatError: a ``.safetensors`` file is unreadable or ambiguous.
 
         Example:
             >>> layer = Embedding.from_pretrained(torch.eye(3))
