@@ -72,7 +72,9 @@ def test_output_shape_dtype_and_blend(technique: str, with_side: bool) -> None:
     assert torch.equal(layer(ids), out)
 
 
-@pytest.mark.parametrize("technique", [n for n in TECHNIQUE_NAMES if TECHNIQUES[n].needs_side_features])
+@pytest.mark.parametrize(
+    "technique", [n for n in TECHNIQUE_NAMES if TECHNIQUES[n].needs_side_features]
+)
 def test_technique_without_needed_side_features_raises(technique: str) -> None:
     with pytest.raises(ConfigError, match="needs side features"):
         SyntheticEmbeddingLayer(V, D, technique=technique)
@@ -110,7 +112,9 @@ def test_explicit_backward_equals_autograd(technique: str, with_side: bool, rate
     torch.manual_seed(7)
     twin(ids, synthesis_rate=rate(1))
     twin.backward(grad)
-    torch.testing.assert_close(twin.base.weight.grad, 2 * autograd["base.weight"], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(
+        twin.base.weight.grad, 2 * autograd["base.weight"], atol=1e-6, rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize(("technique", "with_side"), CASES)
@@ -122,7 +126,9 @@ def test_aux_loss_is_scalar_and_trainable(technique: str, with_side: bool) -> No
     assert loss.dim() == 0 and torch.isfinite(loss)
     if loss.requires_grad:
         loss.backward()
-        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.synthesizer.parameters())
+        assert any(
+            p.grad is not None and p.grad.abs().sum() > 0 for p in layer.synthesizer.parameters()
+        )
     layer.eval()
     layer(ids)
     assert layer.get_loss().item() == 0.0  # no auxiliary loss in eval mode
@@ -182,7 +188,14 @@ def test_unknown_technique_lists_registered() -> None:
 def test_registering_a_technique_makes_it_usable() -> None:
     @register_technique("scaled_rows")
     class ScaledRows(Synthesizer):
-        def __init__(self, num_embeddings: int, embedding_dim: int, side_dim: int | None, *, scale: float = 2.0) -> None:
+        def __init__(
+            self,
+            num_embeddings: int,
+            embedding_dim: int,
+            side_dim: int | None,
+            *,
+            scale: float = 2.0,
+        ) -> None:
             super().__init__(num_embeddings, embedding_dim, side_dim)
             self.scale = nn.Parameter(torch.tensor(scale))
 
@@ -273,7 +286,9 @@ def test_manifold_coordinates_keep_feature_neighbours(method: str) -> None:
 
 def test_manifold_affinity_graph_and_out_of_sample() -> None:
     g = torch.Generator().manual_seed(0)
-    blocks = torch.block_diag(torch.ones(20, 20), torch.ones(20, 20)) + 0.01 * torch.rand(V, V, generator=g)
+    blocks = torch.block_diag(torch.ones(20, 20), torch.ones(20, 20)) + 0.01 * torch.rand(
+        V, V, generator=g
+    )
     layer = SyntheticEmbeddingLayer(V, D, technique="manifold", affinity=blocks, n_components=2)
     new_aff = torch.zeros(1, V)
     new_aff[0, :20] = 1.0
@@ -288,7 +303,9 @@ def test_manifold_affinity_graph_and_out_of_sample() -> None:
 
 def test_manifold_fits_on_a_sample_above_max_fit_items() -> None:
     side = features()
-    layer = SyntheticEmbeddingLayer(V, D, technique="manifold", side_features=side, max_fit_items=25, n_components=2)
+    layer = SyntheticEmbeddingLayer(
+        V, D, technique="manifold", side_features=side, max_fit_items=25, n_components=2
+    )
     assert torch.isfinite(layer.synthesizer.coordinates).all()
     assert layer.synthesizer.coordinates.std(0).min() > 0.5
 

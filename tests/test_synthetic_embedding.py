@@ -35,7 +35,9 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def synthetic(layer: SyntheticEmbeddingLayer, ids: torch.Tensor, hidden: bool = False) -> torch.Tensor:
+def synthetic(
+    layer: SyntheticEmbeddingLayer, ids: torch.Tensor, hidden: bool = False
+) -> torch.Tensor:
     """The synthesizer's output for ids (base rows hidden from it if ``hidden``)."""
     side = None if layer.side_features is None else layer.side_features[ids]
     visible = torch.zeros(ids.shape, dtype=torch.bool) if hidden else None
@@ -125,7 +127,9 @@ def test_cold_ids_are_fully_synthetic_in_eval_mode() -> None:
     ids = torch.tensor([1, 2, 0])
     out = layer(ids)
     assert layer.counts[:3].tolist() == [0, 2, 1]  # eval forwards are not counted
-    torch.testing.assert_close(out[0], 0.8 * layer.base(ids[:1])[0] + 0.2 * synthetic(layer, ids[:1])[0])
+    torch.testing.assert_close(
+        out[0], 0.8 * layer.base(ids[:1])[0] + 0.2 * synthetic(layer, ids[:1])[0]
+    )
     torch.testing.assert_close(out[1:], synthetic(layer, ids[1:], hidden=True))
     assert layer.is_cold(ids).tolist() == [False, True, True]
     # In training mode cold ids are blended like the rest.
@@ -136,7 +140,9 @@ def test_cold_ids_are_fully_synthetic_in_eval_mode() -> None:
 
 
 def test_train_synthetic_fraction_hides_rows_in_training_only() -> None:
-    layer = SyntheticEmbeddingLayer(V, D, 0.2, side_features=torch.rand(V, F), train_synthetic_fraction=1.0)
+    layer = SyntheticEmbeddingLayer(
+        V, D, 0.2, side_features=torch.rand(V, F), train_synthetic_fraction=1.0
+    )
     ids = torch.tensor([3, 4, 5])
     torch.testing.assert_close(layer(ids), synthetic(layer, ids, hidden=True))
     layer.eval()
@@ -166,12 +172,18 @@ def test_soft_lookup_for_float_input() -> None:
     with pytest.raises(ShapeError, match=r"must have shape \(\*, 30\); got \(2, 7\)"):
         layer(torch.rand(2, 7))
     with pytest.raises(NonFiniteError, match="1 NaN"):
-        layer(torch.full((1, V), float("nan")).nan_to_num(0).index_fill(1, torch.tensor([0]), float("nan")))
+        layer(
+            torch.full((1, V), float("nan"))
+            .nan_to_num(0)
+            .index_fill(1, torch.tensor([0]), float("nan"))
+        )
 
 
 def test_explicit_backward_soft_input_and_adaptive_rate_equal_autograd() -> None:
     torch.manual_seed(0)
-    layer = SyntheticEmbeddingLayer(V, D, 0.3, adaptive=True, side_features=torch.rand(V, F)).double()
+    layer = SyntheticEmbeddingLayer(
+        V, D, 0.3, adaptive=True, side_features=torch.rand(V, F)
+    ).double()
     twin = copy.deepcopy(layer)
     x = torch.rand(4, V, dtype=torch.float64)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
@@ -245,7 +257,14 @@ def test_bad_ids_and_side_features_raise_clear_errors() -> None:
     with pytest.raises(ShapeError, match=r"side_features must have shape \(30, F\).*got \(29, 4\)"):
         SyntheticEmbeddingLayer(V, D, side_features=torch.rand(V - 1, F))
     with pytest.raises(NonFiniteError, match="side_features contains 1 NaN"):
-        SyntheticEmbeddingLayer(V, D, side_features=torch.rand(V, F).index_fill(0, torch.tensor([3]), 0).fill_diagonal_(0).index_put((torch.tensor([0]), torch.tensor([0])), torch.tensor(float("nan"))))
+        SyntheticEmbeddingLayer(
+            V,
+            D,
+            side_features=torch.rand(V, F)
+            .index_fill(0, torch.tensor([3]), 0)
+            .fill_diagonal_(0)
+            .index_put((torch.tensor([0]), torch.tensor([0])), torch.tensor(float("nan"))),
+        )
     with pytest.raises(ConfigError, match=r"'synthesis_rate' parameter .* Got 2"):
         SyntheticEmbeddingLayer(V, D, 2)
     with pytest.raises(ConfigError, match=r"Unknown base 'nope'"):
@@ -289,7 +308,13 @@ def test_load_state_dict_restores_cold_flags(tmp_path) -> None:
 
 def test_save_load_keeps_rate_modes_and_counts(tmp_path) -> None:
     layer = SyntheticEmbeddingLayer(
-        V, D, 0.3, adaptive=True, schedule=("linear", 5), padding_idx=0, cold_threshold=1,
+        V,
+        D,
+        0.3,
+        adaptive=True,
+        schedule=("linear", 5),
+        padding_idx=0,
+        cold_threshold=1,
         base_options={"dtype": torch.float64},
     )
     for _ in range(3):

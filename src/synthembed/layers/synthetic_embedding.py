@@ -100,7 +100,9 @@ class SynthesisConfig:
         get_technique(self.technique)
         rate = check_float(_OWNER, "synthesis_rate", self.synthesis_rate, 0.0, 1.0)
         if not isinstance(self.adaptive, bool):
-            raise ConfigError(f"The 'adaptive' parameter of {_OWNER} must be a bool. Got {self.adaptive!r} instead.")
+            raise ConfigError(
+                f"The 'adaptive' parameter of {_OWNER} must be a bool. Got {self.adaptive!r} instead."
+            )
         if self.adaptive and not 0.0 < float(self.synthesis_rate) < 1.0:
             raise ConfigError(
                 f"adaptive=True learns the rate through a sigmoid, so synthesis_rate must start "
@@ -117,7 +119,9 @@ class SynthesisConfig:
             check_int(_OWNER, "schedule warmup_steps", schedule[1], 0)
             schedule = (str(schedule[0]), int(schedule[1]))
         threshold = check_int(_OWNER, "cold_threshold", self.cold_threshold, 0)
-        frac = check_float(_OWNER, "train_synthetic_fraction", self.train_synthetic_fraction, 0.0, 1.0)
+        frac = check_float(
+            _OWNER, "train_synthetic_fraction", self.train_synthetic_fraction, 0.0, 1.0
+        )
         assert rate is not None and threshold is not None and frac is not None
         return replace(
             self,
@@ -132,7 +136,7 @@ class SynthesisConfig:
 class _Last(NamedTuple):
     """What the explicit backward needs of the last forward."""
 
-    index: torch.Tensor
+    inputs: torch.Tensor  # ids, or soft-lookup weights
     ids: torch.Tensor | None
     rows: torch.Tensor
     side: torch.Tensor | None
@@ -176,7 +180,9 @@ def _check_side_features(side: Any, rows: int, what: str) -> torch.Tensor:
         try:
             side = torch.as_tensor(side)
         except (TypeError, ValueError, RuntimeError) as exc:
-            raise ShapeError(f"{what} must be a 2-d tensor of shape ({rows}, F); got {type(side).__name__}.") from exc
+            raise ShapeError(
+                f"{what} must be a 2-d tensor of shape ({rows}, F); got {type(side).__name__}."
+            ) from exc
     if side.dim() != 2 or side.shape[0] != rows or side.shape[1] == 0:
         raise ShapeError(
             f"{what} must have shape ({rows}, F) with F >= 1 (one row of features per id); "
@@ -300,7 +306,11 @@ class SyntheticEmbeddingLayer(nn.Module):
             train_synthetic_fraction=train_synthetic_fraction,
             options=dict(technique_options),
         ).validate()
-        side = None if side_features is None else _check_side_features(side_features, input_dim, "side_features")
+        side = (
+            None
+            if side_features is None
+            else _check_side_features(side_features, input_dim, "side_features")
+        )
         if padding_idx is not None:
             check_int(_OWNER, "padding_idx", padding_idx, -input_dim, input_dim - 1)
             if padding_idx < 0:
@@ -325,8 +335,12 @@ class SyntheticEmbeddingLayer(nn.Module):
         self.base = make_base(base, input_dim, embedding_dim, **base_options)
         self.register_buffer("side_features", None if side is None else side.to(self._dtype()))
         self.synthesizer: Synthesizer = self._build_synthesizer(config, fit=_fit)
-        self.register_buffer("counts", torch.zeros(input_dim, dtype=torch.long, device=self._device()))
-        self.register_buffer("added", torch.zeros(input_dim, dtype=torch.bool, device=self._device()))
+        self.register_buffer(
+            "counts", torch.zeros(input_dim, dtype=torch.long, device=self._device())
+        )
+        self.register_buffer(
+            "added", torch.zeros(input_dim, dtype=torch.bool, device=self._device())
+        )
         # (1,) rather than 0-d: safetensors checksums view tensors as bytes, which 0-d cannot.
         self.register_buffer("step", torch.zeros(1, dtype=torch.long, device=self._device()))
         self.rate_logit: nn.Parameter | None = None
@@ -367,7 +381,9 @@ class SyntheticEmbeddingLayer(nn.Module):
         if config.adaptive:
             rate = config.synthesis_rate
             # (1,) rather than 0-d, like ``step``: saved files checksum tensors as bytes.
-            logit = torch.full((1,), math.log(rate / (1 - rate)), dtype=self._dtype(), device=self._device())
+            logit = torch.full(
+                (1,), math.log(rate / (1 - rate)), dtype=self._dtype(), device=self._device()
+            )
             self.rate_logit = nn.Parameter(logit)
         else:
             self.rate_logit = None
@@ -407,7 +423,9 @@ class SyntheticEmbeddingLayer(nn.Module):
             return rate
         cfg = self.config
         r: float | torch.Tensor = (
-            torch.sigmoid(self.rate_logit).reshape(()) if self.rate_logit is not None else cfg.synthesis_rate
+            torch.sigmoid(self.rate_logit).reshape(())
+            if self.rate_logit is not None
+            else cfg.synthesis_rate
         )
         if cfg.schedule is not None:
             warmup = cfg.schedule[1]
@@ -486,7 +504,9 @@ class SyntheticEmbeddingLayer(nn.Module):
             rows = self.base(index)
         if forced is None and not isinstance(r, torch.Tensor) and r == 0.0:
             self._synth_ran = False
-            self._remember(_Last(index, ids, rows, None, None, None, None, None, None, r, r, tuple(rows.shape)))
+            self._remember(
+                _Last(index, ids, rows, None, None, None, None, None, None, r, r, tuple(rows.shape))
+            )
             return rows
         side = None if self.side_features is None else lookup_rows(self.side_features, index)
         visible = None if forced is None else ~forced
@@ -498,11 +518,35 @@ class SyntheticEmbeddingLayer(nn.Module):
             syn = raw * notpad.unsqueeze(-1).to(raw.dtype)
         r_eff: float | torch.Tensor = r
         if forced is not None:
-            r_t = r if isinstance(r, torch.Tensor) else torch.tensor(r, dtype=rows.dtype, device=rows.device)
-            r_eff = torch.where(forced.unsqueeze(-1), torch.ones((), dtype=rows.dtype, device=rows.device), r_t)
-        out = (1 - r_eff) * rows + r_eff * syn
+            r_t = (
+                r
+                if isinstance(r, torch.Tensor)
+                else torch.tensor(r, dtype=rows.dtype, device=rows.device)
+            )
+            r_eff = torch.where(
+                forced.unsqueeze(-1), torch.ones((), dtype=rows.dtype, device=rows.device), r_t
+            )
+        if isinstance(r_eff, torch.Tensor) and r_eff.dtype != rows.dtype:
+            r_eff = r_eff.to(rows.dtype)
+        # lerp = (1 - r) * rows + r * syn in one pass (exactly rows at r = 0, syn at r = 1).
+        out = torch.lerp(rows, syn, r_eff)
         self._synth_ran = True
-        self._remember(_Last(index, ids, rows, side, visible, forced, notpad, raw, syn, r, r_eff, tuple(out.shape)))
+        self._remember(
+            _Last(
+                index,
+                ids,
+                rows,
+                side,
+                visible,
+                forced,
+                notpad,
+                raw,
+                syn,
+                r,
+                r_eff,
+                tuple(out.shape),
+            )
+        )
         return out
 
     def _remember(self, last: _Last) -> None:
@@ -589,15 +633,23 @@ class SyntheticEmbeddingLayer(nn.Module):
                 "pending: call layer(input) first. Each forward can be differentiated once."
             )
         if not isinstance(grad_output, torch.Tensor) or tuple(grad_output.shape) != last.out_shape:
-            got = tuple(grad_output.shape) if isinstance(grad_output, torch.Tensor) else type(grad_output).__name__
-            raise ShapeError(f"grad_output must have the last output's shape {last.out_shape}; got {got}.")
+            got = (
+                tuple(grad_output.shape)
+                if isinstance(grad_output, torch.Tensor)
+                else type(grad_output).__name__
+            )
+            raise ShapeError(
+                f"grad_output must have the last output's shape {last.out_shape}; got {got}."
+            )
         self._last = None
         g = grad_output.detach().to(last.rows.dtype)
         d_index: torch.Tensor | None = None
         if last.syn is None or last.raw is None:
             g_rows = g
         else:
-            r_eff = last.rate_eff.detach() if isinstance(last.rate_eff, torch.Tensor) else last.rate_eff
+            r_eff = (
+                last.rate_eff.detach() if isinstance(last.rate_eff, torch.Tensor) else last.rate_eff
+            )
             g_rows = g * (1 - r_eff)
             g_syn = g * r_eff
             if last.notpad is not None:
@@ -609,7 +661,7 @@ class SyntheticEmbeddingLayer(nn.Module):
                     diff = diff * (~last.forced).unsqueeze(-1).to(g.dtype)
                 torch.autograd.backward(rate, diff.sum().reshape(rate.shape))
             d_rows, d_side, d_idx = self.synthesizer.backward(
-                g_syn, last.index, last.rows, last.side, last.visible, last.raw
+                g_syn, last.inputs, last.rows, last.side, last.visible, last.raw
             )
             if d_rows is not None:
                 g_rows = g_rows + d_rows
@@ -618,8 +670,8 @@ class SyntheticEmbeddingLayer(nn.Module):
             if d_idx is not None:
                 d_index = d_idx if d_index is None else d_index + d_idx
         d_index = self._base_backward(last, g_rows, d_index)
-        if d_index is not None and last.index.requires_grad:
-            torch.autograd.backward(last.index, d_index)
+        if d_index is not None and last.inputs.requires_grad:
+            torch.autograd.backward(last.inputs, d_index)
 
     def _base_backward(
         self, last: _Last, g_rows: torch.Tensor, d_index: torch.Tensor | None
@@ -642,10 +694,10 @@ class SyntheticEmbeddingLayer(nn.Module):
                 if w.requires_grad:
                     accumulate_grad(w, torch.zeros_like(w).index_add_(0, flat_ids, flat_g))
                 return d_index
-            x = last.index.detach().to(w.dtype)
+            x = last.inputs.detach().to(w.dtype)
             if w.requires_grad:
                 accumulate_grad(w, x.reshape(-1, self.input_dim).t() @ g_rows.reshape(-1, d))
-            if last.index.requires_grad:
+            if last.inputs.requires_grad:
                 d_x = g_rows @ w.t()
                 d_index = d_x if d_index is None else d_index + d_x
         return d_index
@@ -715,7 +767,9 @@ class SyntheticEmbeddingLayer(nn.Module):
         if synth is not None:
             self.synthesizer = synth
             self._synth_ran = False
-        if new.adaptive != old.adaptive or (new.adaptive and new.synthesis_rate != old.synthesis_rate):
+        if new.adaptive != old.adaptive or (
+            new.adaptive and new.synthesis_rate != old.synthesis_rate
+        ):
             self._set_adaptive(new)
         return self
 
@@ -767,7 +821,9 @@ class SyntheticEmbeddingLayer(nn.Module):
             if not isinstance(side_features, torch.Tensor):
                 side_features = torch.as_tensor(side_features)
             n_rows = int(side_features.shape[0]) if side_features.dim() >= 1 else -1
-            new_side = _check_side_features(side_features, max(n_rows, 0), "side_features of new items")
+            new_side = _check_side_features(
+                side_features, max(n_rows, 0), "side_features of new items"
+            )
             if new_side.shape[1] != old_side.shape[1]:
                 raise ShapeError(
                     f"side_features of new items must have shape (n, {old_side.shape[1]}); got "
@@ -856,7 +912,11 @@ class SyntheticEmbeddingLayer(nn.Module):
         options = cfg.pop("technique_options", {}) or {}
         schedule = cfg.pop("schedule", None)
         base_options = _decode_options(cfg.pop("base_options", {}) or {})
-        side = None if side_dim is None else torch.zeros(int(cfg["input_dim"]), int(side_dim), dtype=dtype)
+        side = (
+            None
+            if side_dim is None
+            else torch.zeros(int(cfg["input_dim"]), int(side_dim), dtype=dtype)
+        )
         layer = cls(
             side_features=side,
             schedule=None if schedule is None else tuple(schedule),  # type: ignore[arg-type]
@@ -892,4 +952,3 @@ def _refresh_after_load(module: nn.Module, incompatible: Any) -> None:
     if isinstance(module, SyntheticEmbeddingLayer):
         module._any_added = bool(module.added.any())
         module._last = None
-

@@ -77,7 +77,11 @@ class Autoencoder(Synthesizer):
         self._saved: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def get_options(self) -> dict[str, Any]:
-        return {"bottleneck": self.bottleneck, "align_weight": self.align_weight, "align": self.align}
+        return {
+            "bottleneck": self.bottleneck,
+            "align_weight": self.align_weight,
+            "align": self.align,
+        }
 
     def forward(
         self,

@@ -198,7 +198,7 @@ class Synthesizer(nn.Module):
                 f"({sorted(n for n, c in TECHNIQUES.items() if not c.needs_side_features)})."
             )
 
-    def fit(self, side_features: torch.Tensor | None) -> None:  # noqa: B027 - optional hook
+    def fit(self, side_features: torch.Tensor | None) -> None:
         """Configure-time fitting on all side features ``(V, F)`` (default: nothing)."""
 
     def get_options(self) -> dict[str, Any]:

@@ -65,7 +65,9 @@ class Combination(Synthesizer):
         # std 1/sqrt(d_in): unit-variance inputs (N(0, 1) rows) give unit-variance
         # pre-activations, the sigmoid's sensitive range.
         if rank is None:
-            self.combination_matrix = nn.Parameter(torch.randn(d_in, embedding_dim) / math.sqrt(d_in))
+            self.combination_matrix = nn.Parameter(
+                torch.randn(d_in, embedding_dim) / math.sqrt(d_in)
+            )
             self.factor_u: nn.Parameter | None = None
             self.factor_v: nn.Parameter | None = None
         else:
@@ -79,14 +81,17 @@ class Combination(Synthesizer):
 
     def combine_features(self, x: torch.Tensor) -> torch.Tensor:
         """``sigmoid(x @ C + b)``: ``(*, D [+ F])`` -> ``(*, D)``."""
-        if self.combination_matrix is not None:
-            combined = torch.matmul(x, self.combination_matrix)
-        else:
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, x.shape[-1])  # (N, D [+ F])
+        if self.combination_matrix is None:
             assert self.factor_u is not None and self.factor_v is not None
-            combined = torch.matmul(torch.matmul(x, self.factor_u), self.factor_v)
-        if self.bias is not None:
-            combined = combined + self.bias
-        return torch.sigmoid(combined)
+            x2 = x2 @ self.factor_u  # (N, rank)
+            matrix = self.factor_v
+        else:
+            matrix = self.combination_matrix
+        # addmm fuses the bias into the product (one pass over the (N, D) result fewer).
+        combined = x2 @ matrix if self.bias is None else torch.addmm(self.bias, x2, matrix)
+        return torch.sigmoid(combined).reshape(*lead, self.embedding_dim)
 
     def forward(
         self,

@@ -83,7 +83,9 @@ class Gan(Synthesizer):
         self.align_weight = float(align_weight)
         cond_dim = side_dim if side_dim is not None else embedding_dim
         self.generator = nn.Sequential(
-            nn.Linear(cond_dim + noise_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, embedding_dim)
+            nn.Linear(cond_dim + noise_dim, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, embedding_dim),
         )
         self.discriminator = nn.Sequential(
             nn.Linear(embedding_dim + cond_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1)
@@ -91,7 +93,11 @@ class Gan(Synthesizer):
         self._saved: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def get_options(self) -> dict[str, Any]:
-        return {"noise_dim": self.noise_dim, "hidden": self.hidden, "align_weight": self.align_weight}
+        return {
+            "noise_dim": self.noise_dim,
+            "hidden": self.hidden,
+            "align_weight": self.align_weight,
+        }
 
     def forward(
         self,

@@ -98,6 +98,7 @@ class Manifold(Synthesizer):
 
     needs_side_features = True
     uses_rows = False
+    coordinates: torch.Tensor
 
     def __init__(
         self,
@@ -184,7 +185,11 @@ class Manifold(Synthesizer):
             assert side_features is not None
             feats = side_features.detach().double().cpu()
             rng = np.random.default_rng(self.random_state)
-            sample = np.sort(rng.choice(n, size=self.max_fit_items, replace=False)) if n > self.max_fit_items else np.arange(n)
+            sample = (
+                np.sort(rng.choice(n, size=self.max_fit_items, replace=False))
+                if n > self.max_fit_items
+                else np.arange(n)
+            )
             x = feats[torch.as_tensor(sample)].numpy()
             learner = (
                 manifold.SpectralEmbedding(
