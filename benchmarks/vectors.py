@@ -1,0 +1,269 @@
+"""Word-vector loading and nearest-neighbour search: synthembed against gensim, same run.
+
+Loading: a 100,000 x 300 GloVe text file (written here, values with 5 decimals
+as in the GloVe downloads) read by ``gensim.models.KeyedVectors.
+load_word2vec_format(no_header=True)`` and by ``synthembed.pretrained.
+load_vectors`` (no cache), then by ``load_vectors`` again from its cache. Each
+read runs in a fresh process, gensim and ours alternating rep by rep (the
+machine is shared and noisy); the table gives median seconds and the peak
+resident memory the read added (VmHWM after minus VmRSS before; libraries are
+imported before the clock starts, in both).
+
+Search: 1,000 top-10 cosine queries (words of the vocabulary, each left out of
+its own result as gensim does) over 100,000 x 300 vectors: gensim's
+``most_similar`` per query, our exact batched search, and our approximate
+faiss HNSW index (recall@10 against exact). Two data sets: vectors drawn around
+2,000 cluster centres (neighbourhoods like real embeddings have) and plain
+isotropic Gaussian vectors (no structure: the hardest case for any approximate
+index). Both libraries have their norms cached by a warm-up query first.
+
+Run (OpenBLAS variables unset so numpy, hence gensim, runs its best kernel):
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/vectors.py \\
+        --out benchmarks/results/pretrained_vectors.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def worker(kind: str, path: str, cache_dir: str) -> None:
+    """One timed read in this process; prints JSON with seconds and added peak memory."""
+    if kind == "gensim":
+        from gensim.models import KeyedVectors
+
+        def run() -> int:
+            kv = KeyedVectors.load_word2vec_format(path, no_header=True)
+            return len(kv)
+    else:
+        import pandas  # noqa: F401  (imported before the clock, as gensim's deps are)
+
+        from synthembed.pretrained import load_vectors
+
+        cache = kind == "cached"
+
+        def run() -> int:
+            v = load_vectors(path, cache=cache, cache_dir=cache_dir)
+            float(v.vectors[-1].sum())  # touch the data: a memory map must really be read
+            return len(v)
+
+    before = _status_kb("VmRSS")
+    start = time.perf_counter()
+    n = run()
+    seconds = time.perf_counter() - start
+    peak = _status_kb("VmHWM")
+    print(json.dumps({"seconds": seconds, "peak_mb": max(0, peak - before) / 1024, "rows": n}))
+
+
+def _spawn(kind: str, path: Path, cache_dir: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, str(path), str(cache_dir)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def write_glove(path: Path, rows: int, dim: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    row_fmt = " ".join(["%.5f"] * dim)
+    with open(path, "w", encoding="utf-8") as handle:
+        for start in range(0, rows, 2000):
+            block = rng.normal(0.0, 0.4, size=(min(2000, rows - start), dim))
+            handle.write(
+                "\n".join(
+                    f"w{start + i} " + row_fmt % tuple(r) for i, r in enumerate(block.tolist())
+                )
+                + "\n"
+            )
+
+
+def bench_loading(rows: int, dim: int, reps: int, workdir: Path) -> list[str]:
+    path = workdir / "glove.txt"
+    write_glove(path, rows, dim)
+    cache_dir = workdir / "cache"
+    size_mb = path.stat().st_size / 2**20
+    results: dict[str, list[dict[str, Any]]] = {"gensim": [], "ours": [], "cached": []}
+    _spawn("cached", path, cache_dir)  # writes the cache (timed separately below)
+    for rep in range(reps):
+        for kind in ("gensim", "ours", "cached"):
+            results[kind].append(_spawn(kind, path, cache_dir))
+            print(f"rep {rep} {kind}: {results[kind][-1]}", file=sys.stderr)
+    med = {k: statistics.median(r["seconds"] for r in v) for k, v in results.items()}
+    mem = {k: statistics.median(r["peak_mb"] for r in v) for k, v in results.items()}
+    lines = [
+        f"Loading a {rows:,} x {dim} GloVe text file ({size_mb:.0f} MiB), median of {reps} "
+        "fresh processes each:",
+        "",
+        "| reader | seconds | speed-up vs gensim | added peak memory (MiB) |",
+        "| --- | ---: | ---: | ---: |",
+        f"| gensim `load_word2vec_format(no_header=True)` | {med['gensim']:.2f} | 1.0x | {mem['gensim']:.0f} |",
+        f"| synthembed `load_vectors` (parse) | {med['ours']:.2f} | {med['gensim'] / med['ours']:.1f}x | {mem['ours']:.0f} |",
+        f"| synthembed `load_vectors` (cached reload) | {med['cached']:.3f} | {med['gensim'] / med['cached']:.0f}x | {mem['cached']:.0f} |",
+        "",
+        "All runs: "
+        + "; ".join(
+            f"{k} " + ", ".join(f"{r['seconds']:.2f}s/{r['peak_mb']:.0f}MiB" for r in v)
+            for k, v in results.items()
+        ),
+    ]
+    return lines
+
+
+def _clustered(rows: int, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(2000, dim)).astype(np.float32)
+    labels = rng.integers(0, len(centres), size=rows)
+    return (centres[labels] + 0.6 * rng.normal(size=(rows, dim))).astype(np.float32)
+
+
+def _search_case(name: str, data: np.ndarray, n_queries: int, reps: int) -> list[str]:
+    import torch
+    from gensim.models import KeyedVectors
+
+    from synthembed.analysis import ApproximateIndex, most_similar, search
+    from synthembed.pretrained import Vectors
+
+    rows = len(data)
+    words = [f"w{i}" for i in range(rows)]
+    kv = KeyedVectors(vector_size=data.shape[1])
+    kv.add_vectors(words, data)
+    vectors = Vectors(words, torch.from_numpy(data))
+    rng = np.random.default_rng(2)
+    queries = [words[i] for i in rng.choice(rows, size=n_queries, replace=False)]
+    kv.most_similar(queries[0], topn=10)  # fills gensim's norm cache
+    most_similar(vectors, queries[:1], k=10)  # fills ours
+    t_g, t_e = [], []
+    ref: list[list[str]] = []
+    exact: list[list[str]] = []
+    for _ in range(reps):
+        s = time.perf_counter()
+        ref = [[w for w, _ in kv.most_similar(q, topn=10)] for q in queries]
+        t_g.append(time.perf_counter() - s)
+        s = time.perf_counter()
+        batch = most_similar(vectors, queries, k=10)
+        exact = [[w for w, _ in r] for r in batch]  # type: ignore[misc]
+        t_e.append(time.perf_counter() - s)
+    agree = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ref, exact)])
+    s = time.perf_counter()
+    index = ApproximateIndex(vectors, m=32, ef_construction=200, ef_search=128)
+    build = time.perf_counter() - s
+    rows_q = torch.tensor([vectors.index(q) for q in queries])
+    unit_q = vectors.unit_vectors()[rows_q]
+    _, exact_ids = search(vectors.unit_vectors(), unit_q, 10, exclude=rows_q.unsqueeze(1))
+    results = {}
+    for ef in (64, 128, 256):
+        index.ef_search = ef
+        t_a = []
+        approx: Any = []
+        for _ in range(reps):
+            s = time.perf_counter()
+            approx = most_similar(vectors, queries, k=10, index=index)
+            t_a.append(time.perf_counter() - s)
+        ids = [[vectors.index(w) for w, _ in r] for r in approx]
+        recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ids, exact_ids.tolist())])
+        results[ef] = (statistics.median(t_a), recall)
+    g = statistics.median(t_g)
+    e = statistics.median(t_e)
+    lines = [
+        f"| {name} | gensim `most_similar`, one query at a time | {g:.3f} | 1.0x | 1.000 | |",
+        f"| {name} | synthembed exact, batched | {e:.3f} | {g / e:.1f}x | {agree:.3f} (vs gensim) | |",
+    ]
+    for ef, (t, recall) in results.items():
+        lines.append(
+            f"| {name} | synthembed faiss HNSW (M=32, efSearch={ef}) | {t:.3f} | {g / t:.0f}x | "
+            f"{recall:.3f} | {build:.1f} |"
+        )
+    lines.append(
+        f"| {name} | (all runs, s) | gensim {', '.join(f'{x:.2f}' for x in t_g)}; exact "
+        f"{', '.join(f'{x:.3f}' for x in t_e)} | | | |"
+    )
+    print("\n".join(lines), file=sys.stderr)
+    return lines
+
+
+def bench_search(rows: int, dim: int, n_queries: int, reps: int) -> list[str]:
+    import torch
+
+    lines = [
+        f"{n_queries:,} top-10 queries over {rows:,} x {dim} vectors (median of {reps} runs; "
+        f"torch threads: {torch.get_num_threads()}):",
+        "",
+        "| data | method | seconds | speed-up vs gensim | recall@10 vs exact | build (s) |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    lines += _search_case("2,000 clusters", _clustered(rows, dim, 0), n_queries, reps)
+    gaussian = np.random.default_rng(1).normal(size=(rows, dim)).astype(np.float32)
+    lines += _search_case("isotropic Gaussian", gaussian, n_queries, reps)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=300)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--out", default=None, help="write the markdown tables here")
+    parser.add_argument("--skip-loading", action="store_true")
+    parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("KIND", "PATH", "CACHE"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(
+            f"{i.get('internal_api')} {i.get('architecture', '')} x{i.get('num_threads')}"
+            for i in threadpool_info()
+        )
+    except ImportError:
+        blas = "unknown"
+    header = [
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared); "
+        f"Python {platform.python_version()}; numpy BLAS: {blas}; "
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}.",
+        "",
+    ]
+    body: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_loading:
+            body += [*bench_loading(args.rows, args.dim, args.reps, Path(tmp)), ""]
+    if not args.skip_search:
+        body += bench_search(args.rows, args.dim, args.queries, args.reps)
+    text = "\n".join(header + body) + "\n"
+    print(text)
+    if args.out:
+        from synthembed.io import atomic_write
+
+        with atomic_write(args.out, "w") as handle:
+            handle.write(text)
+
+
+if __name__ == "__main__":
+    main()
