@@ -350,3 +350,19 @@ def test_torch_compile_inductor_forward() -> None:
     compiled = torch.compile(layer)
     ids = torch.randint(0, V, (4, 3))
     torch.testing.assert_close(compiled(ids), layer(ids))
+
+
+def test_configure_same_technique_keeps_trained_synthesizer() -> None:
+    layer = SyntheticEmbeddingLayer(V, D)
+    synth = layer.synthesizer
+    layer.configure_synthesis(technique="combination")
+    assert layer.synthesizer is synth
+
+
+def test_failed_forward_keeps_pending_backward() -> None:
+    layer = SyntheticEmbeddingLayer(V, D)
+    layer(torch.tensor([1, 2]))
+    with pytest.raises(InvalidIndexError):
+        layer(torch.tensor([V]))
+    layer.backward(torch.ones(2, D))
+    assert layer.weight.grad is not None

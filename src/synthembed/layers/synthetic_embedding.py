@@ -491,6 +491,10 @@ class SyntheticEmbeddingLayer(nn.Module):
             check_ids(ids, self.input_dim, _OWNER)
             index = ids
         r = self.current_rate(synthesis_rate)
+        # Inputs are valid. Drop the previous forward now, so its graph goes as soon as
+        # the caller drops its output (not at the end of this step).
+        if not torch.compiler.is_compiling():
+            self._last = None
         if self.training:
             with torch.no_grad():
                 if ids is not None:
@@ -754,8 +758,9 @@ class SyntheticEmbeddingLayer(nn.Module):
         ):
             if value is not _KEEP:
                 changes[name] = value
-        rebuild = technique is not _KEEP or bool(options)
-        if technique is not _KEEP and technique != old.technique:
+        new_technique = technique is not _KEEP and technique != old.technique
+        rebuild = new_technique or bool(options)
+        if new_technique:
             changes["technique"] = technique
             changes["options"] = dict(options)
         elif options:
