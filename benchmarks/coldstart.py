@@ -208,7 +208,6 @@ def genre_f1(vectors: np.ndarray, labels: np.ndarray, seed: int) -> float:
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
     from threadpoolctl import threadpool_limits
 
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=200))
