@@ -136,7 +136,7 @@ def test_aux_loss_is_scalar_and_trainable(technique: str, with_side: bool) -> No
 
 @pytest.mark.parametrize(("technique", "with_side"), CASES)
 def test_add_items_new_ids_are_fully_synthetic_in_eval(technique: str, with_side: bool) -> None:
-    layer = build(technique, with_side)
+    layer = build(technique, with_side, train_synthetic_fraction=0.3)
     layer(torch.arange(V))  # one training pass: every original id is warm
     new = layer.add_items(features(3, seed=1)) if with_side else layer.add_items(num_items=3)
     assert new.tolist() == [V, V + 1, V + 2]
@@ -156,7 +156,9 @@ def test_add_items_new_ids_are_fully_synthetic_in_eval(technique: str, with_side
 
 @pytest.mark.parametrize(("technique", "with_side"), CASES)
 def test_save_load_round_trip_is_bit_exact(technique: str, with_side: bool, tmp_path) -> None:
-    layer = build(technique, with_side, cold_threshold=2, padding_idx=1)
+    layer = build(
+        technique, with_side, cold_threshold=2, padding_idx=1, train_synthetic_fraction=0.2
+    )
     for _ in range(3):
         layer(torch.randint(0, V, (20,)))
     if with_side:

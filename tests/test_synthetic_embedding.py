@@ -366,3 +366,11 @@ def test_failed_forward_keeps_pending_backward() -> None:
         layer(torch.tensor([V]))
     layer.backward(torch.ones(2, D))
     assert layer.weight.grad is not None
+
+
+def test_add_items_warns_when_synthesizer_never_trained_alone() -> None:
+    layer = SyntheticEmbeddingLayer(V, D)
+    layer.add_items(num_items=1)  # untrained layer: nothing to warn about
+    layer(torch.tensor([1, 2]))
+    with pytest.warns(UserWarning, match="train_synthetic_fraction=0"):
+        layer.add_items(num_items=1)

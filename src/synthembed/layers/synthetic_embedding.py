@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -852,6 +853,14 @@ class SyntheticEmbeddingLayer(nn.Module):
         device = self._device()
         if n == 0:
             return torch.zeros(0, dtype=torch.long, device=device)
+        if self.config.train_synthetic_fraction == 0.0 and int(self.step) > 0:
+            warnings.warn(
+                f"add_items: new ids are served by the synthesizer alone (r = 1), but this layer "
+                "was trained with train_synthetic_fraction=0, so its synthesizer never learned to "
+                "stand alone; expect poor vectors for the new ids. Train with "
+                "train_synthetic_fraction > 0 (e.g. 0.3) when you rely on cold ids.",
+                stacklevel=2,
+            )
         # The synthesizer validates its own inputs before changing anything.
         self.synthesizer.grow(n, new_side, old_side, **technique_kwargs)
         base = self.base
