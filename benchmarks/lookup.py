@@ -157,7 +157,19 @@ def max_norm_rows(rows: int, dim: int, n: int, reps: int) -> list[tuple[str, str
 
     t_o, t_p = _paired(f_ours, f_peer, reps)
     label = f"V={rows:,} D={dim} N={n:,} max_norm=1"
-    out = [(label, "forward (fresh ids each call)", t_o, t_p)]
+    out = [(label, "forward, fresh ids each call (every row rescaled)", t_o, t_p)]
+    same = pool[0]
+
+    def s_ours() -> Any:
+        with torch.no_grad():
+            return ours(same)
+
+    def s_peer() -> Any:
+        with torch.no_grad():
+            return peer(same)
+
+    t_o, t_p = _paired(s_ours, s_peer, reps)
+    out.append((label, "forward, same ids again (rows already within max_norm)", t_o, t_p))
     plain_ours, plain_peer = Embedding(rows, dim), nn.Embedding(rows, dim)
     _pair_layers(plain_ours, plain_peer)
     ids = pool[0]
