@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -28,6 +30,15 @@ def _brute_force(unit: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Ten
     return torch.tensor(np.argsort(-scores.numpy(), axis=1, kind="stable")[:, :k].copy())
 
 
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    # pytest-xdist runs 2 workers on 2 cores: more threads only oversubscribe.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("chunk_size", [7, 1000])
 def test_search_matches_brute_force(chunk_size: int) -> None:
     v = _random_vectors()
@@ -38,6 +49,32 @@ def test_search_matches_brute_force(chunk_size: int) -> None:
     assert torch.equal(ids, _brute_force(unit, queries, 5))
     assert torch.all(scores[:, :-1] >= scores[:, 1:])
     torch.testing.assert_close(scores, (queries @ unit.T).gather(1, ids))
+
+
+@pytest.mark.parametrize("spread", [1.0, 1e-4])
+def test_bf16_prefilter_stays_exact(spread: float) -> None:
+    """Candidates from bf16, rescored in float32: the same ids as float32 search.
+
+    ``spread=1e-4`` makes rows near-duplicates whose scores bf16 cannot tell apart,
+    so every query takes the float32 fallback.
+    """
+    g = torch.Generator().manual_seed(4)
+    base = torch.randn(1, 32, generator=g)
+    data = base + spread * torch.randn(3000, 32, generator=g)
+    v = Vectors([f"w{i}" for i in range(3000)], data)
+    unit = v.unit_vectors()
+    rows = torch.arange(0, 3000, 60)
+    queries = unit[rows]
+    exclude = rows.unsqueeze(1)
+    s32, i32 = search(unit, queries, 10, exclude=exclude, chunk_size=16)
+    s16, i16 = search(
+        unit, queries, 10, exclude=exclude, chunk_size=16, unit_bf16=v.unit_vectors(torch.bfloat16)
+    )
+    assert torch.equal(i16, i32)
+    torch.testing.assert_close(s16, s32, atol=1e-6, rtol=0)
+    assert not (i16 == exclude).any()
+    with pytest.raises(ShapeError, match="unit_bf16 must have the shape of unit"):
+        search(unit, queries, 1, unit_bf16=unit[:5].bfloat16())
 
 
 def test_search_excludes_rows_and_checks_shapes() -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "ApproximateIndex",
     "SimilarityResult",
     "analogy",
+    "bf16_is_faster",
     "evaluate_analogies",
     "evaluate_similarity",
     "most_similar",
@@ -49,6 +50,44 @@ def _check_vectors(vectors: Any, owner: str) -> Vectors:
 
 
 # ---------------------------------------------------------------------------- exact search
+# Worst-case error of a bfloat16 product of two vectors of L2 norm <= 1, accumulated in
+# float32 and rounded to bfloat16: inputs rounded to 8 significant bits (2 * 2**-8 + 2**-16),
+# the result rounded once more (2**-8 for |score| <= 1), float32 accumulation (tiny).
+_BF16_BOUND = 2.0**-7 + 2.0**-16 + 2.0**-8 + 1e-4
+_BF16_FASTER: bool | None = None  # measured once per process
+
+
+def bf16_is_faster() -> bool:
+    """Whether bfloat16 matrix products beat float32 here (CPUs with native bf16 do ~3x).
+
+    Measured once per process on a small product, which must also stay within the
+    error bound the exact search relies on.
+    """
+    global _BF16_FASTER
+    if _BF16_FASTER is None:
+        import time
+
+        g = torch.Generator().manual_seed(0)
+        a = torch.randn(128, 256, generator=g)
+        a = a / a.norm(dim=1, keepdim=True)
+        b = torch.randn(8192, 256, generator=g)
+        b = b / b.norm(dim=1, keepdim=True)
+        ab, bb = a.bfloat16(), b.bfloat16()
+        exact = a @ b.T
+        err = float((ab @ bb.T).float().sub(exact).abs().max())
+        timings = {}
+        for name, x, y in (("f32", a, b), ("bf16", ab, bb)):
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                x @ y.T
+                best = min(best, time.perf_counter() - start)
+            timings[name] = best
+        _BF16_FASTER = err <= _BF16_BOUND / 2 and timings["bf16"] < 0.7 * timings["f32"]
+        logger.debug("bf16 search prefilter: %s (%s, max error %.2g)", _BF16_FASTER, timings, err)
+    return _BF16_FASTER
+
+
 def search(
     unit: torch.Tensor,
     queries: torch.Tensor,
@@ -56,8 +95,15 @@ def search(
     *,
     exclude: torch.Tensor | None = None,
     chunk_size: int = 256,
+    unit_bf16: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-``k`` inner-product search: ``queries @ unit.T`` then top-k, in chunks.
+
+    With ``unit_bf16`` (a bfloat16 copy of ``unit``; rows and queries must have L2
+    norm <= 1, as unit vectors do) candidates come from a bfloat16 product, several
+    times faster on CPUs with native bf16, and are rescored in float32. The result
+    stays exact: a query whose float32 ``k``-th score does not beat every
+    non-candidate's bf16 score plus the worst-case bf16 error is redone in float32.
 
     Args:
         unit: ``(V, D)`` rows to search (normalise them first for cosine similarity).
@@ -66,6 +112,7 @@ def search(
         exclude: optional ``(Q, E)`` long tensor of row ids each query must not
             return (e.g. the query words themselves); ``-1`` entries are ignored.
         chunk_size: queries scored at a time; bounds the ``(chunk, V)`` score matrix.
+        unit_bf16: optional ``unit.bfloat16()`` for the prefilter.
 
     Shape:
         ``(V, D)``, ``(Q, D)`` -> scores ``(Q, k)`` (descending) and row ids ``(Q, k)``.
@@ -84,22 +131,54 @@ def search(
         )
     check_int(owner, "k", k, 1, unit.shape[0])
     check_int(owner, "chunk_size", chunk_size, 1)
+    if unit_bf16 is not None and tuple(unit_bf16.shape) != tuple(unit.shape):
+        raise ShapeError(
+            f"unit_bf16 must have the shape of unit {tuple(unit.shape)}; got {tuple(unit_bf16.shape)}."
+        )
     q_all = queries.to(unit.dtype)
-    n = q_all.shape[0]
+    n, size = q_all.shape[0], unit.shape[0]
     out_scores = torch.empty(n, k, dtype=unit.dtype)
     out_ids = torch.empty(n, k, dtype=torch.long)
+    # Candidates per query for the bf16 prefilter; too few for a large k makes it pointless.
+    m = min(size, k + 32)
+    use_bf16 = unit_bf16 is not None and m < size
     with torch.inference_mode():
         for start in range(0, n, chunk_size):
             stop = min(start + chunk_size, n)
-            scores = q_all[start:stop] @ unit.T  # (chunk, V)
+            q = q_all[start:stop]
+            if use_bf16:
+                assert unit_bf16 is not None  # for mypy
+                scores = q.bfloat16() @ unit_bf16.T  # (chunk, V) bf16
+            else:
+                scores = q @ unit.T  # (chunk, V)
             if exclude is not None:
                 ex = exclude[start:stop]
                 rows = torch.arange(stop - start).unsqueeze(1).expand_as(ex)
                 keep = ex >= 0
                 scores[rows[keep], ex[keep]] = -torch.inf
-            top = scores.topk(k, dim=1)
-            out_scores[start:stop] = top.values
-            out_ids[start:stop] = top.indices
+            if not use_bf16:
+                top = scores.topk(k, dim=1)
+                out_scores[start:stop] = top.values
+                out_ids[start:stop] = top.indices
+                continue
+            cand = scores.topk(m, dim=1)  # (chunk, m) bf16 values, ids
+            threshold = cand.values[:, -1].float()  # no non-candidate scores above this in bf16
+            exact = torch.einsum("cd,cmd->cm", q, unit[cand.indices])  # (chunk, m) float32
+            exact = exact.masked_fill(torch.isneginf(cand.values), -torch.inf)
+            best = exact.topk(k, dim=1)
+            ids = cand.indices.gather(1, best.indices)
+            ok = best.values[:, -1] > threshold + _BF16_BOUND
+            if not bool(ok.all()):
+                # Rare: neighbours too close to call in bf16. Redo these queries in float32.
+                redo = torch.nonzero(~ok).squeeze(1)
+                full = q[redo] @ unit.T
+                if exclude is not None:
+                    full = full.masked_fill(torch.isneginf(scores[redo]), -torch.inf)
+                top = full.topk(k, dim=1)
+                best.values[redo] = top.values
+                ids[redo] = top.indices
+            out_scores[start:stop] = best.values
+            out_ids[start:stop] = ids
     return out_scores, out_ids
 
 
@@ -174,7 +253,12 @@ def most_similar(
             scores, ids = _drop_excluded(scores, ids, exclude, k)
     else:
         scores, ids = search(
-            vectors.unit_vectors(), queries, kk, exclude=exclude, chunk_size=chunk_size
+            vectors.unit_vectors(),
+            queries,
+            kk,
+            exclude=exclude,
+            chunk_size=chunk_size,
+            unit_bf16=_bf16_copy(vectors, len(queries)),
         )
     words = vectors._words
     results = [
@@ -182,6 +266,15 @@ def most_similar(
         for id_row, s_row in zip(ids.tolist(), scores.tolist())
     ]
     return results[0] if single else results
+
+
+def _bf16_copy(vectors: Vectors, n_queries: int, limit: int | None = None) -> torch.Tensor | None:
+    """The bf16 unit rows for the exact-search prefilter, when it pays off here."""
+    # A handful of queries does not repay building the bf16 copy of the table.
+    if n_queries < 32 or len(vectors) < 4096 or not bf16_is_faster():
+        return None
+    low = vectors.unit_vectors(torch.bfloat16)
+    return low if limit is None else low[:limit]
 
 
 def _drop_excluded(
@@ -397,7 +490,14 @@ def evaluate_analogies(
         query = query / query.norm(dim=1, keepdim=True).clamp_min(1e-12)
         # Like gensim: take the top 5 (the question words excluded) and answer with the
         # first whose case-folded form is not one of the question's words.
-        _, top = search(unit, query, min(5, limit - 3), exclude=q[:, :3], chunk_size=chunk_size)
+        _, top = search(
+            unit,
+            query,
+            min(5, limit - 3),
+            exclude=q[:, :3],
+            chunk_size=chunk_size,
+            unit_bf16=_bf16_copy(vectors, len(quads), limit),
+        )
         words = vectors._words
         hits = []
         for question, candidates in zip(quads, top.tolist()):

@@ -135,6 +135,7 @@ class Vectors:
         self.format: str | None = None
         self.skipped: dict[str, int] = {}
         self._unit: tuple[tuple[int, int, int], torch.Tensor] | None = None
+        self._unit_low: dict[torch.dtype, torch.Tensor] = {}
 
     # -------------------------------------------------------------- basic access
     @property
@@ -191,15 +192,24 @@ class Vectors:
         src = f", source={self.source!r}" if self.source else ""
         return f"Vectors(num_words={len(self)}, dim={self.dim}{src})"
 
-    def unit_vectors(self) -> torch.Tensor:
-        """Rows scaled to unit L2 norm (zero rows stay zero), cached until ``vectors`` changes."""
+    def unit_vectors(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Rows scaled to unit L2 norm (zero rows stay zero), cached until ``vectors`` changes.
+
+        Args:
+            dtype: ``torch.float32``, or ``torch.bfloat16`` for the search prefilter.
+        """
         t = self.vectors
         key = (t.data_ptr(), t._version, t.shape[0])
         if self._unit is None or self._unit[0] != key:
             vecs = t.detach().float()
             norms = vecs.norm(dim=1, keepdim=True).clamp_min(1e-12)
             self._unit = (key, vecs / norms)
-        return self._unit[1]
+            self._unit_low = {}
+        if dtype == torch.float32:
+            return self._unit[1]
+        if dtype not in self._unit_low:
+            self._unit_low[dtype] = self._unit[1].to(dtype)
+        return self._unit_low[dtype]
 
     def most_similar(self, query: Any, k: int = 10, **options: Any) -> Any:
         """Nearest words by cosine similarity; see :func:`synthembed.analysis.most_similar`."""
