@@ -590,3 +590,25 @@ def test_pooled_outputs_are_never_overwritten_while_held() -> None:
     out.sum().backward()
     assert torch.equal(out, layer.weight[ids_b])
     assert torch.equal(layer.weight.grad.sum(1), torch.bincount(ids_b, minlength=5000) * 128.0)
+
+
+def test_double_backward_matches_torch() -> None:
+    theirs, ours = _pair(10, 8)
+    ids = torch.tensor([1, 2, 2, 5])
+    for layer in (theirs, ours):
+        (g,) = torch.autograd.grad(layer(ids).pow(3).sum(), layer.weight, create_graph=True)
+        g.pow(2).sum().backward()
+    assert torch.equal(ours.weight.grad, theirs.weight.grad)
+
+
+def test_half_precision_and_inference_mode() -> None:
+    layer = Embedding(100, 8, dtype=torch.float16)
+    layer(torch.tensor([1, 2, 2])).float().sum().backward()
+    assert layer.weight.grad.dtype == torch.float16
+    assert layer.weight.grad[2].tolist() == [2.0] * 8
+    big = Embedding(5000, 128)
+    ids = torch.randint(0, 5000, (4096,))
+    with torch.inference_mode():
+        assert torch.equal(big(ids), big.weight[ids])
+    big(ids).sum().backward()
+    assert float(big.weight.grad.sum()) == 4096 * 128
