@@ -374,11 +374,16 @@ class HashEmbedding(_CompressedBase):
         return int(self.importance.num_embeddings)
 
     def reset_parameters(self) -> None:
-        """Pool ~ N(0, init_std²/k), importance ~ N(0, 1): outputs have variance init_std²."""
+        """Pool ~ N(0, init_std/k), importance ~ N(0, init_std): outputs have variance init_std².
+
+        The two factors of each product get balanced scales (both ~ sqrt(init_std)),
+        so that Adam-like optimizers, whose steps do not scale with the
+        parameter, move both at the same relative rate.
+        """
         if isinstance(self.pool, nn.Embedding):
-            _normal_(self.pool.weight, self.init_std / math.sqrt(self.num_hashes))
+            _normal_(self.pool.weight, math.sqrt(self.init_std / self.num_hashes))
         if isinstance(self.importance, nn.Embedding):
-            _normal_(self.importance.weight, 1.0)
+            _normal_(self.importance.weight, math.sqrt(self.init_std))
 
     def buckets(self, ids: torch.Tensor) -> torch.Tensor:
         """The k pool rows of each id: ``(*)`` -> ``(*, k)`` long."""
@@ -872,10 +877,13 @@ class LowRankEmbedding(_CompressedBase):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """A ~ N(0, 1), B ~ N(0, init_std² / r): outputs have std ``init_std``."""
+        """A ~ N(0, init_std), B ~ N(0, init_std / r): outputs have std ``init_std``.
+
+        Balanced factors (both ~ sqrt(init_std)): Adam-like steps move both alike.
+        """
         if isinstance(self.factor, nn.Embedding):
-            _normal_(self.factor.weight, 1.0)
-        _normal_(self.projection.weight, self.init_std / math.sqrt(self.rank))
+            _normal_(self.factor.weight, math.sqrt(self.init_std))
+        _normal_(self.projection.weight, math.sqrt(self.init_std / self.rank))
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Look up ids.
@@ -1060,11 +1068,13 @@ class MixedDimEmbedding(_CompressedBase):
         return torch.tensor([0, *torch.cumsum(torch.tensor(self.block_sizes), 0).tolist()[:-1]])
 
     def reset_parameters(self) -> None:
-        """Tables ~ N(0, 1), projections ~ N(0, init_std²/d_i); full-width blocks ~ N(0, init_std²)."""
+        """Outputs of std ``init_std``: full-width blocks ~ N(0, init_std²); narrow
+        blocks ~ N(0, init_std) with projections ~ N(0, init_std / d_i) (balanced factors).
+        """
         for t, p, d in zip(self.tables, self.projections, self.block_dims):
             if isinstance(p, nn.Linear):
-                _normal_(p.weight, self.init_std / math.sqrt(d))
-                std = 1.0
+                _normal_(p.weight, math.sqrt(self.init_std / d))
+                std = math.sqrt(self.init_std)
             else:
                 std = self.init_std
             if isinstance(t, nn.Embedding):
