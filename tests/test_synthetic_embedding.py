@@ -10,12 +10,14 @@ import torch
 
 from synthembed.errors import (
     ConfigError,
+    FileFormatError,
     InvalidIndexError,
     NonFiniteError,
     NotFittedError,
     ShapeError,
 )
 from synthembed.io import load, save
+from synthembed.layers.bases import BASES
 from synthembed.layers.embedding import Embedding
 from synthembed.layers.synthetic_embedding import (
     TECHNIQUES,
@@ -374,3 +376,40 @@ def test_add_items_warns_when_synthesizer_never_trained_alone() -> None:
     layer(torch.tensor([1, 2]))
     with pytest.warns(UserWarning, match="train_synthetic_fraction=0"):
         layer.add_items(num_items=1)
+
+
+QR_GROW_BUG = pytest.mark.xfail(
+    reason="compressed.py: a grown 'qr' base does not round-trip through its own "
+    "get_config/from_config (saved sizes [6, 5] vs rebuilt [6, 6]); reported to the lead",
+    raises=FileFormatError,
+    strict=True,
+)
+
+
+@pytest.mark.parametrize(
+    "base", [pytest.param(b, marks=QR_GROW_BUG) if b == "qr" else b for b in sorted(BASES)]
+)
+def test_every_registered_base_blends_backprops_grows_and_saves(base: str, tmp_path) -> None:
+    torch.manual_seed(0)
+    layer = SyntheticEmbeddingLayer(
+        V, D, 0.3, base=base, side_features=torch.rand(V, F), train_synthetic_fraction=0.2
+    ).double()
+    twin = copy.deepcopy(layer)
+    ids = torch.randint(0, V, (6,))
+    grad = torch.randn(6, D, dtype=torch.float64)
+    torch.manual_seed(1)
+    layer(ids).backward(grad)
+    torch.manual_seed(1)
+    twin(ids)
+    twin.backward(grad)
+    for (name, p), q in zip(layer.named_parameters(), twin.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(q.grad, p.grad, atol=1e-6, rtol=1e-6, msg=name)
+    new = layer.add_items(torch.rand(2, F, dtype=torch.float64))
+    save(layer, tmp_path / "layer.safetensors")
+    loaded = load(tmp_path / "layer.safetensors")
+    layer.eval()
+    loaded.eval()
+    all_ids = torch.arange(V + 2)
+    assert torch.equal(loaded(all_ids), layer(all_ids))
+    assert loaded.is_cold(new).all()

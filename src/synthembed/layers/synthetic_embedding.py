@@ -37,7 +37,7 @@ from synthembed._validation import (
 )
 from synthembed.errors import ConfigError, NotFittedError, ShapeError
 from synthembed.io import register_savable
-from synthembed.layers.bases import make_base
+from synthembed.layers.bases import BASES, make_base
 from synthembed.layers.embedding import Embedding
 from synthembed.synthesis import (
     TECHNIQUES,
@@ -855,7 +855,7 @@ class SyntheticEmbeddingLayer(nn.Module):
             return torch.zeros(0, dtype=torch.long, device=device)
         if self.config.train_synthetic_fraction == 0.0 and int(self.step) > 0:
             warnings.warn(
-                f"add_items: new ids are served by the synthesizer alone (r = 1), but this layer "
+                "add_items: new ids are served by the synthesizer alone (r = 1), but this layer "
                 "was trained with train_synthetic_fraction=0, so its synthesizer never learned to "
                 "stand alone; expect poor vectors for the new ids. Train with "
                 "train_synthetic_fraction > 0 (e.g. 0.3) when you rely on cold ids.",
@@ -907,12 +907,19 @@ class SyntheticEmbeddingLayer(nn.Module):
             "padding_idx": self.padding_idx,
             "base": self.base_name,
             "base_options": _encode_options(self.base_options),
+            # The base's own configuration: after add_items a compressed base's layout
+            # (e.g. grown tables) is not a function of input_dim alone.
+            "base_config": self._base_config(),
             "adaptive": cfg.adaptive,
             "schedule": None if cfg.schedule is None else list(cfg.schedule),
             "cold_threshold": cfg.cold_threshold,
             "train_synthetic_fraction": cfg.train_synthetic_fraction,
             "dtype": str(self._dtype()).removeprefix("torch."),
         }
+
+    def _base_config(self) -> dict[str, Any] | None:
+        get = getattr(self.base, "get_config", None)
+        return get() if callable(get) else None
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SyntheticEmbeddingLayer:
@@ -926,6 +933,7 @@ class SyntheticEmbeddingLayer(nn.Module):
         options = cfg.pop("technique_options", {}) or {}
         schedule = cfg.pop("schedule", None)
         base_options = _decode_options(cfg.pop("base_options", {}) or {})
+        base_config = cfg.pop("base_config", None)
         side = (
             None
             if side_dim is None
@@ -939,6 +947,9 @@ class SyntheticEmbeddingLayer(nn.Module):
             **cfg,
             **options,
         )
+        rebuild = getattr(BASES.get(layer.base_name), "from_config", None)
+        if base_config is not None and callable(rebuild):
+            layer.base = rebuild(base_config)
         return layer.to(dtype)
 
     def extra_repr(self) -> str:
