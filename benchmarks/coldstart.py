@@ -527,7 +527,8 @@ def write_report(
         + (f" --variant-seeds {args.variant_seeds}" if args.variant_seeds != args.seeds else "")
         + (f" --study-seeds {args.study_seeds}" if args.study_seeds != args.seeds else "")
         + (f" --epochs {args.epochs}" if args.epochs != 25 else "")
-        + "`",
+        + "` (the recorded run split the same work over two processes to use both cores: "
+        "`--only main` and `--only variant --reuse-tuning`, then `--report-only --reuse-tuning`).",
         "",
         f"Run time {elapsed / 60:.0f} min on a shared 2-core machine (1 torch thread; "
         "seconds per seed are wall time under load from other jobs, not a speed benchmark).",
