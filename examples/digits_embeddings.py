@@ -193,6 +193,7 @@ def main(quick: bool = False, out: str | Path = "digits_output") -> list[dict[st
     if cnn is None or ae is None:  # unreachable with FOLDS >= 2; keeps the types exact
         raise RuntimeError("no fold was run")
     method = "pca" if quick else "tsne"
+    shown = {"pca": "PCA", "tsne": "t-SNE"}[method]
     cnn_all = extract(cnn, images, "fc1", progress=False)
     ae_all = ae.transform(X)
     plot_embeddings(
@@ -200,21 +201,21 @@ def main(quick: bool = False, out: str | Path = "digits_output") -> list[dict[st
         y,
         method=method,
         path=out_dir / "digits_pixels.png",
-        title=f"Raw pixels (64-d), {method.upper()} map",
+        title=f"Raw pixels (64-d), {shown} map",
     )
     plot_embeddings(
         cnn_all,
         y,
         method=method,
         path=out_dir / "digits_cnn_fc1.png",
-        title=f"CNN fc1 embeddings ({CNN_DIM}-d), {method.upper()} map",
+        title=f"CNN fc1 embeddings ({CNN_DIM}-d), {shown} map",
     )
     plot_embeddings(
         ae_all,
         y,
         method=method,
         path=out_dir / "digits_autoencoder.png",
-        title=f"Autoencoder bottleneck ({AE_DIM}-d), {method.upper()} map",
+        title=f"Autoencoder bottleneck ({AE_DIM}-d), {shown} map",
     )
     plot_weights(
         cnn.fc2,
