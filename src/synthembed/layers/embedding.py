@@ -146,12 +146,21 @@ def _renorm_gathered(
     in ``weight``.
     """
     norms = torch.linalg.vector_norm(out, ord=norm_type, dim=1)  # (N,)
-    over = norms > max_norm
-    if not bool(over.any()):
-        return
     # torch computes the scale in double precision; so do we, to match it bit for bit.
     # Rows within the norm are multiplied by exactly 1.0, which leaves them unchanged.
-    scale = torch.where(over, max_norm / (norms.double() + 1e-7), 1.0).to(out.dtype)
+    if norms.device.type == "cpu" and norms.dtype in _NUMPY_DTYPES:
+        # N scalars: numpy does them on one thread, without the thread pool's barriers
+        # (which dominate small ops on a busy machine).
+        n = norms.numpy()
+        if not bool((n > max_norm).any()):
+            return
+        factor = np.where(n > max_norm, max_norm / (n.astype(np.float64) + 1e-7), 1.0)
+        scale = torch.from_numpy(factor.astype(n.dtype))
+    else:
+        over = norms > max_norm
+        if not bool(over.any()):
+            return
+        scale = torch.where(over, max_norm / (norms.double() + 1e-7), 1.0).to(out.dtype)
     out.mul_(scale.unsqueeze(1))  # (N, D) * (N, 1)
     # Duplicate ids write identical values, so the order of writes does not matter.
     weight.index_copy_(0, ids, out)
@@ -610,7 +619,8 @@ class Embedding(nn.Module):
             # Fast path: torch's fused bag kernel (padding entries excluded, empty bags -> 0).
             flat = ids.reshape(-1, length)  # (B, L)
             psw = None if per_sample_weights is None else per_sample_weights.reshape(-1, length)
-            if self._fast_path(self.weight) and not self.sparse and flat.numel():
+            needs_grad = torch.is_grad_enabled() and self.weight.requires_grad
+            if needs_grad and self._fast_path(self.weight) and not self.sparse and flat.numel():
                 pooled = _Bag.apply(
                     self.weight, flat, mode, psw, self.padding_idx, self.grad_buffers
                 )
