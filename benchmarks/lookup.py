@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import statistics
 import time
@@ -220,6 +221,7 @@ def main() -> None:
     big = (100_000, 128, 8_192) if args.quick else (1_000_000, 128, 65_536)
     mid = (10_000, 300, 1_000) if args.quick else (100_000, 300, 10_000)
 
+    load_before = os.getloadavg()[0]
     limits = machine_limits(reps)
     rows: list[tuple[str, str, float, float]] = []
     rows += lookup_rows(f"V={big[0]:,} D={big[1]} N={big[2]:,}", *big, reps)
@@ -234,9 +236,11 @@ def main() -> None:
     rows += bag_rows(big[0], big[1], big[2] // 20, 20, reps)
 
     lines = [
-        f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{THREADS} threads, median of {reps} interleaved reps. The machine is shared with "
-        "other engineers' jobs, so absolute times drift; ratios come from the same run.",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {THREADS} threads, median of {reps} interleaved reps. "
+        f"Load average {load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end: "
+        "the machine is shared with other jobs, so absolute times drift; ratios come from "
+        "the same run.",
         "",
         "| machine limit | ms | GB/s |",
         "|---|---:|---:|",
