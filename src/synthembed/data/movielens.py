@@ -195,7 +195,7 @@ def movielens(path: str | os.PathLike[str] | None = None) -> MovieLens:
         >>> ml = movielens()
         >>> ml.interactions.shape, ml.num_users
         ((100004, 4), 671)
-        >>> ml.items.loc[1, "title"], ml.items.loc[1, "year"]
+        >>> ml.items.loc[1, "title"], float(ml.items.loc[1, "year"])
         ('Toy Story', 1995.0)
     """
     if path is None:
