@@ -166,6 +166,24 @@ def _renorm_gathered(
     weight.index_copy_(0, ids, out)
 
 
+def _accumulate_rows(table: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor) -> None:
+    """``table[ids[i]] += rows[i]`` in input order (the order torch's embedding backward uses).
+
+    On the CPU ``index_add_`` runs as a scatter over an index expanded to
+    ``(N, D)``; with two threads it measured 10x slower here than with one
+    (13-23 ms against 230-260 ms for 65,536 rows of 128), so it runs on one.
+    """
+    if table.device.type != "cpu":
+        table.index_add_(0, ids, rows)
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        table.index_add_(0, ids, rows)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _zeros(buffers: GradBuffers | None, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
     if buffers is None:
         return allocate_table(rows, cols, device=like.device, dtype=like.dtype, zero=True)
@@ -225,7 +243,7 @@ class _Lookup(torch.autograd.Function):
             )
         else:
             grad_weight = _zeros(ctx.buffers, ctx.num_weights, dim, grad)
-            grad_weight.index_add_(0, flat, rows)
+            _accumulate_rows(grad_weight, flat, rows)
             if pad is not None:
                 grad_weight[pad].zero_()
         return grad_weight, None, None, None, None, None, None, None
@@ -338,7 +356,7 @@ class _Bag(torch.autograd.Function):
                 rows.mul_(psw.reshape(-1, 1))
             if ctx.mode == "mean":
                 rows.div_(counts.index_select(0, bag_of).clamp(min=1).unsqueeze(1))
-            grad_weight.index_add_(0, ids.reshape(-1), rows)
+            _accumulate_rows(grad_weight, ids.reshape(-1), rows)
         if ctx.padding_idx is not None:
             grad_weight[ctx.padding_idx].zero_()
         return grad_weight, None, None, None, None, None
