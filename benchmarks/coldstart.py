@@ -688,6 +688,12 @@ def main() -> None:
     )
     parser.add_argument("--reuse-tuning", action="store_true")
     parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="start the main table at this seed (to share a run)",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="rewrite the markdown from the saved JSON"
     )
     args = parser.parse_args()
@@ -720,7 +726,9 @@ def main() -> None:
     feats = features.matrix
     feats_info = ", ".join(f"{k} ({b - a} columns)" for k, (a, b) in features.blocks.items())
     tune_path = args.out.with_suffix(".tune.json")
-    main_path = args.out.with_suffix(".main.json")
+    main_path = args.out.with_suffix(
+        ".main.json" if args.first_seed == 0 else f".main-from{args.first_seed}.json"
+    )
     variant_path = args.out.with_suffix(".variant.json")
     if args.reuse_tuning:
         # Another process of the same run does the tuning; wait for its choice.
@@ -737,7 +745,11 @@ def main() -> None:
     best = best_technique(chosen)
 
     def refresh() -> None:
-        main_runs = json.loads(main_path.read_text()) if main_path.exists() else []
+        main_runs = [
+            run
+            for part in sorted(args.out.parent.glob(args.out.stem + ".main*.json"))
+            for run in json.loads(part.read_text())
+        ]
         variant_runs = json.loads(variant_path.read_text()) if variant_path.exists() else []
         if main_runs:
             write_report(
@@ -756,7 +768,7 @@ def main() -> None:
         return
     if args.only in (None, "main"):
         main_runs: list[dict[str, Any]] = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.seeds):
             main_runs.append(
                 run_seed(
                     data,
