@@ -21,10 +21,11 @@ from synthembed.vocab import Vocabulary
 WORDS = ["the", "cat", "Dog", "naïve", "x"]
 
 
-@pytest.fixture(params=["pandas", "numpy"])
+@pytest.fixture(params=["one block", "tiny blocks"])
 def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with the pandas fast path and with the numpy fallback."""
-    monkeypatch.setattr(P, "_USE_PANDAS", request.param == "pandas")
+    """Run a test with the whole file in one block and with lines split across 7-byte reads."""
+    if request.param == "tiny blocks":
+        monkeypatch.setattr(P, "_BLOCK", 7)
     return str(request.param)
 
 

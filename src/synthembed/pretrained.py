@@ -1,8 +1,8 @@
 """Pretrained word vectors: fast GloVe / word2vec / fastText I/O, a cache, vocabulary alignment.
 
 Reading never does per-number Python work on a well-formed file: the text is
-read in blocks and each block is parsed by pandas' C reader (or numpy's when
-pandas is not installed) straight into one preallocated ``float32`` array.
+read in small blocks, the words are split off each line, and numpy's C reader
+parses each block's numbers into one preallocated ``float32`` array.
 Only a block that fails the fast parse is re-read line by line, to name the
 offending line (``errors="raise"``) or to skip it and count it
 (``errors="skip"``). Nothing half-built is ever returned.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import bz2
 import contextlib
-import csv
 import difflib
 import gzip
 import hashlib
@@ -73,14 +72,13 @@ _FORMATS = ("auto", "glove", "word2vec", "fasttext", "word2vec-binary")
 _SAVE_FORMATS = ("glove", "word2vec", "fasttext", "word2vec-binary")
 _ERRORS = ("raise", "skip")
 _INITS = ("normal", "zeros", "mean")
-_BLOCK = 16 * 1024 * 1024  # bytes of text parsed per fast-path call
+# Bytes of text parsed per fast-path call: small, so the parser's working memory stays a
+# few MiB next to the result (peak memory at parity with gensim's line-by-line reader).
+_BLOCK = 64 * 1024
 _PEEK = 64 * 1024
 _CACHE_FORMAT = "synthembed.vectors-cache"
 _CACHE_VERSION = 1
 _AUTO_CACHE_MIN_BYTES = 8 * 1024 * 1024
-
-# Which fast parser to use; tests flip it to cover the numpy fallback.
-_USE_PANDAS = True
 
 
 # ---------------------------------------------------------------------------- Vectors
@@ -105,7 +103,13 @@ class Vectors:
         [('dog', 0.800000011920929)]
     """
 
-    def __init__(self, words: Sequence[str] | Vocabulary, vectors: Any) -> None:
+    def __init__(
+        self,
+        words: Sequence[str] | Vocabulary,
+        vectors: Any,
+        *,
+        _trusted: bool = False,
+    ) -> None:
         tensor = torch.as_tensor(vectors)
         if tensor.dim() != 2:
             raise ShapeError(
@@ -118,17 +122,19 @@ class Vectors:
             word_list = [str(w) for w in words.index_to_key]
         else:
             vocab = None
-            word_list = list(words)
+            word_list = words if isinstance(words, list) and _trusted else list(words)
         if len(word_list) != tensor.shape[0]:
             raise ShapeError(
                 f"Got {len(word_list)} words but {tensor.shape[0]} vectors; each row needs one word."
             )
-        index = {w: i for i, w in enumerate(word_list)}
-        if vocab is None and len(index) != len(word_list):
+        # The readers have checked for repeats already (_trusted).
+        if vocab is None and not _trusted and len(set(word_list)) != len(word_list):
             dupes = [w for w, c in Counter(word_list).items() if c > 1][:5]
             raise ConfigError(f"Vectors words must be distinct; repeated: {dupes!r}.")
         self._words = word_list
-        self._index = index
+        # Built on first lookup: loading a file then building a layer need not hold it at
+        # the same time as the parse buffers (peak memory).
+        self._index_cache: dict[str, int] | None = None
         self._vocab = vocab
         self.vectors: torch.Tensor = tensor
         self.source: str | None = None
@@ -138,6 +144,12 @@ class Vectors:
         self._unit_low: dict[torch.dtype, torch.Tensor] = {}
 
     # -------------------------------------------------------------- basic access
+    @property
+    def _index(self) -> dict[str, int]:
+        if self._index_cache is None:
+            self._index_cache = dict(zip(self._words, range(len(self._words))))
+        return self._index_cache
+
     @property
     def vocab(self) -> Vocabulary:
         """The words as a Vocabulary without specials (``oov="error"``): id ``i`` is row ``i``."""
@@ -234,6 +246,22 @@ def _magic_open(path: Path) -> IO[bytes]:
     if head[:6] == b"\xfd7zXZ\x00":
         return lzma.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb", buffering=0)
+
+
+def _count_lines(path: Path) -> int:
+    """Lines in an uncompressed file (newlines, plus one for a last line without one)."""
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    lines = 0
+    last = b"\n"
+    with open(path, "rb", buffering=0) as handle:
+        while True:
+            n = handle.readinto(buffer)
+            if not n:
+                break
+            lines += buffer.count(b"\n", 0, n)
+            last = bytes(view[n - 1 : n])
+    return lines + (last != b"\n")
 
 
 def _is_compressed(path: Path) -> bool:
@@ -385,70 +413,45 @@ def _parse_line_slow(line: bytes, dim: int) -> tuple[str, np.ndarray] | None:
 
 
 def _fast_parse(block: bytes, dim: int, nrows: int | None) -> tuple[list[str], np.ndarray] | None:
-    """Parse a block of complete lines in C; None when anything looks off (then go slow)."""
-    if _USE_PANDAS:
-        try:
-            import pandas as pd
+    """Parse a block of complete lines, numbers in C; None when anything looks off (then go slow).
 
-            have_pandas = True
-        except ImportError:  # pragma: no cover - pandas is in the default extras
-            have_pandas = False
-        if have_pandas:
-            dtypes: dict[int, Any] = {0: object}
-            dtypes.update({i: np.float32 for i in range(1, dim + 1)})
-            try:
-                frame = pd.read_csv(
-                    io.BytesIO(block),
-                    sep=" ",
-                    header=None,
-                    quoting=csv.QUOTE_NONE,
-                    engine="c",
-                    na_filter=False,
-                    dtype=dtypes,
-                    nrows=nrows,
-                    encoding="utf-8",
-                    encoding_errors="strict",
-                )
-            except (ValueError, UnicodeDecodeError, pd.errors.ParserError, TypeError):
-                return None
-            if frame.shape[1] != dim + 1:
-                return None
-            words = frame[0].tolist()
-            values = frame.iloc[:, 1:].to_numpy(dtype=np.float32)
-            if not all(isinstance(w, str) for w in words) or "" in words:
-                return None
-            if not np.isfinite(values).all():
-                return None
-            return words, values
-    # numpy fallback: the word split is per line, the numbers are parsed in C.
+    The words are split off per line; the numbers are parsed by numpy's C reader
+    (``np.loadtxt``) straight into float32. A short line makes the reader fail; a
+    long one is caught by the count of separators, which must be ``dim`` per line.
+    """
+    lines = block.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    if b"" in lines:  # blank lines are allowed and skipped
+        lines = [ln for ln in lines if ln]
+        block = b"\n".join(lines) + b"\n"
+    if nrows is not None and len(lines) > nrows:
+        lines = lines[:nrows]
+        block = b"\n".join(lines) + b"\n"
+    if not lines:
+        return [], np.empty((0, dim), dtype=np.float32)
+    if block.count(b" ") != len(lines) * dim:
+        return None
     try:
-        text = block.decode("utf-8")
+        words = [ln.split(b" ", 1)[0].decode("utf-8") for ln in lines]
     except UnicodeDecodeError:
         return None
-    lines = [ln for ln in text.split("\n") if ln]
-    if nrows is not None:
-        lines = lines[:nrows]
-    words = []
-    rests = []
-    for ln in lines:
-        w, _, rest = ln.partition(" ")
-        words.append(w)
-        rests.append(rest)
     if "" in words:
         return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            flat = np.fromstring(" ".join(rests), dtype=np.float32, sep=" ")
-    except ValueError:  # numpy >= 2.3 raises on unparsable text; older ones warned
+        values = np.loadtxt(
+            io.BytesIO(block),
+            dtype=np.float32,
+            delimiter=" ",
+            usecols=range(1, dim + 1),
+            comments=None,
+            quotechar=None,
+            encoding="latin-1",  # the skipped word column may hold any bytes
+            ndmin=2,
+        )
+    except ValueError:
         return None
-    if flat.size != len(words) * dim:
-        return None
-    values = flat.reshape(len(words), dim)
-    if not np.isfinite(values).all():
-        return None
-    # A line with too few values and another with too many would balance out; check rows.
-    if any(r.count(" ") != dim - 1 for r in rests):
+    if values.shape != (len(words), dim) or not np.isfinite(values).all():
         return None
     return words, values
 
@@ -460,7 +463,7 @@ def _read_text(
     limit: int | None,
     errors: str,
     source: str,
-    size_bound: int | None,
+    line_bound: int | None,
 ) -> tuple[list[str], np.ndarray, Counter[str]]:
     """Read a GloVe / word2vec text stream. Returns words, rows and skip counts."""
     line_no = 0
@@ -493,10 +496,9 @@ def _read_text(
                 f"{source}, line 1: expected 'word v1 ... vD'; got {head[:80]!r} with no values."
             )
     capacity: int | None = None
-    if size_bound is not None:
-        # Every row takes at least 2 * dim + 1 bytes, so this bound is never exceeded;
-        # untouched pages of the reservation cost no memory.
-        capacity = size_bound // (2 * dim + 1) + 1
+    if line_bound is not None:
+        # At most one row per line: the array is allocated once, at (about) its final size.
+        capacity = line_bound
     if promised is not None:
         capacity = promised if capacity is None else min(capacity, promised)
     if limit is not None:
@@ -530,10 +532,10 @@ def _read_text(
             fast_input = fast_input.replace(b"\r\n", b"\n")
         if b" \n" in fast_input:  # word2vec's C tool and fastText end lines with a space
             fast_input = fast_input.replace(b" \n", b"\n")
-        fast = _fast_parse(fast_input, dim, remaining) if fast_input.strip() else ([], None)
+        fast = _fast_parse(fast_input, dim, remaining)
         if fast is not None:
             got_words, values = fast
-            if values is not None and len(got_words):
+            if got_words:
                 rows.add(values, source)
                 words.extend(got_words)
         else:
@@ -678,6 +680,9 @@ def _check_duplicates(
     skipped: Counter[str],
     locate: Any,
 ) -> tuple[list[str], np.ndarray]:
+    """Find repeated words; returns the words and rows to keep."""
+    if len(set(words)) == len(words):
+        return words, values
     first_seen: dict[str, int] = {}
     dupes: list[int] = []
     for i, w in enumerate(words):
@@ -685,8 +690,6 @@ def _check_duplicates(
             dupes.append(i)
         else:
             first_seen[w] = i
-    if not dupes:
-        return words, values
     if errors == "raise":
         i = dupes[0]
         w = words[i]
@@ -890,7 +893,7 @@ def load_vectors(
                 limit=limit,
                 errors=errors,
                 source=source,
-                size_bound=None if compressed else p.stat().st_size,
+                line_bound=None if compressed or fmt != "glove" else _count_lines(p),
             )
 
     def locate(word: str) -> tuple[int, int]:
@@ -904,7 +907,7 @@ def load_vectors(
             f"{source} holds no readable vectors"
             + (f" ({sum(skipped.values())} lines skipped)." if skipped else ".")
         )
-    vectors = Vectors(words, torch.from_numpy(values))
+    vectors = Vectors(words, torch.from_numpy(values), _trusted=True)
     vectors.source = str(p)
     vectors.format = fmt
     vectors.skipped = dict(skipped)
