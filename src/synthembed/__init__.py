@@ -1,5 +1,16 @@
-"""synthembed: dense vectors for discrete and mixed data in PyTorch."""
+"""synthembed: dense vectors for discrete and mixed data in PyTorch.
 
+The core (vocabularies, layers, save/load) imports eagerly; modules that pull
+in heavier optional dependencies (scikit-learn, matplotlib, transformers) are
+imported on first use of one of their names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from synthembed.determinism import seed_everything
 from synthembed.errors import (
     ConfigError,
     FileFormatError,
@@ -12,27 +23,124 @@ from synthembed.errors import (
     UnknownTokenError,
 )
 from synthembed.io import load, load_weights, save, save_weights
+from synthembed.layers.bases import make_base, register_base
+from synthembed.layers.compressed import (
+    DHEEmbedding,
+    HashEmbedding,
+    LowRankEmbedding,
+    MixedDimEmbedding,
+    QREmbedding,
+)
 from synthembed.layers.embedding import Embedding
+from synthembed.layers.synthetic_embedding import (
+    TECHNIQUES,
+    SynthesisConfig,
+    SyntheticEmbeddingLayer,
+    register_technique,
+)
+from synthembed.layers.tabular import (
+    CategoricalSpec,
+    MultiLabelSpec,
+    NumericalSpec,
+    TabularEmbedding,
+)
+from synthembed.memory import memory_report
+from synthembed.quantize import QuantizedEmbedding, quantize
 from synthembed.vocab import EncodedBatch, Vocabulary
+
+if TYPE_CHECKING:
+    from synthembed.analysis import analogy, evaluate_analogies, evaluate_similarity, most_similar
+    from synthembed.encoders import EmbeddingEncoder
+    from synthembed.extract import AutoencoderEmbedder, extract
+    from synthembed.pretrained import Vectors, align, load_vectors, save_vectors
+    from synthembed.text import TextEncoder
+    from synthembed.viz import export_projector, plot_embeddings, plot_weights
 
 __version__ = "0.1.0"
 
+# name -> module that defines it, imported on first access.
+_LAZY = {
+    "Vectors": "synthembed.pretrained",
+    "align": "synthembed.pretrained",
+    "load_vectors": "synthembed.pretrained",
+    "save_vectors": "synthembed.pretrained",
+    "most_similar": "synthembed.analysis",
+    "analogy": "synthembed.analysis",
+    "evaluate_similarity": "synthembed.analysis",
+    "evaluate_analogies": "synthembed.analysis",
+    "TextEncoder": "synthembed.text",
+    "EmbeddingEncoder": "synthembed.encoders",
+    "extract": "synthembed.extract",
+    "AutoencoderEmbedder": "synthembed.extract",
+    "plot_embeddings": "synthembed.viz",
+    "plot_weights": "synthembed.viz",
+    "export_projector": "synthembed.viz",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'synthembed' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
+    "TECHNIQUES",
+    "AutoencoderEmbedder",
+    "CategoricalSpec",
     "ConfigError",
+    "DHEEmbedding",
     "Embedding",
+    "EmbeddingEncoder",
     "EncodedBatch",
     "FileFormatError",
+    "HashEmbedding",
     "InvalidIndexError",
+    "LowRankEmbedding",
     "MissingDependencyError",
+    "MixedDimEmbedding",
+    "MultiLabelSpec",
     "NonFiniteError",
     "NotFittedError",
+    "NumericalSpec",
+    "QREmbedding",
+    "QuantizedEmbedding",
     "ShapeError",
     "SynthembedError",
+    "SynthesisConfig",
+    "SyntheticEmbeddingLayer",
+    "TabularEmbedding",
+    "TextEncoder",
     "UnknownTokenError",
+    "Vectors",
     "Vocabulary",
     "__version__",
+    "align",
+    "analogy",
+    "evaluate_analogies",
+    "evaluate_similarity",
+    "export_projector",
+    "extract",
     "load",
+    "load_vectors",
     "load_weights",
+    "make_base",
+    "memory_report",
+    "most_similar",
+    "plot_embeddings",
+    "plot_weights",
+    "quantize",
+    "register_base",
+    "register_technique",
     "save",
+    "save_vectors",
     "save_weights",
+    "seed_everything",
 ]
