@@ -23,6 +23,7 @@ memory well under 1 GiB.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import time
@@ -213,6 +214,13 @@ def to_markdown(
                 f"| {r['base']} | {r['ratio']}x | - | - | - | - | - | - | {r['detail']} | - |"
             )
             continue
+        if r["params"] == 0:  # the popularity floor
+            rec, nd = r["recall"], r["ndcg"]
+            lines.append(
+                f"| {r['base']} | - | 0 | - | {rec:.4f} | {nd:.4f} | {(rec / full_recall - 1) * 100:+.1f}% "
+                f"| {(nd / full_ndcg - 1) * 100:+.1f}% | {r['detail']} | - |"
+            )
+            continue
         rec = statistics.mean(g["recall"] for g in group)
         nd = statistics.mean(g["ndcg"] for g in group)
         secs = statistics.median(g["seconds"] for g in group)
@@ -232,10 +240,19 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=str, default=None)
+    parser.add_argument("--json", type=str, default=None, help="also save the raw rows here")
+    parser.add_argument("--render", type=str, default=None, help="render rows saved by --json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    all_rows = [run(s, args.epochs) for s in args.seeds]
+    if args.render:
+        with open(args.render, encoding="utf-8") as f:
+            all_rows = json.load(f)
+    else:
+        all_rows = [run(s, args.epochs) for s in args.seeds]
+    if args.json:
+        with atomic_write(args.json, "w") as f:
+            json.dump(all_rows, f, indent=1)
     command = (
         "python benchmarks/compression_quality.py"
         + (f" --seeds {' '.join(map(str, args.seeds))}" if args.seeds != [0] else "")
