@@ -184,6 +184,32 @@ def _accumulate_rows(table: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor)
         torch.set_num_threads(threads)
 
 
+def _drop_padding(
+    ids: torch.Tensor, rows: torch.Tensor, pad: int, buffers: GradBuffers | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ids (N,) and gradient rows (N, D) without the entries of the padding id.
+
+    torch masks both with a boolean index; here the positions come from numpy on
+    one thread (no thread-pool barriers for N scalars) and one ``index_select``
+    copies the kept rows.
+    """
+    if ids.device.type == "cpu":
+        ids_np = ids.numpy()
+        kept_np = np.flatnonzero(ids_np != pad)
+        if kept_np.size == ids_np.size:
+            return ids, rows
+        kept = torch.from_numpy(kept_np)
+        if buffers is None:
+            return torch.from_numpy(ids_np[kept_np]), _gather(rows, kept)
+        # A pooled (N, D) buffer (free once the optimizer drops the gradient), first K rows.
+        n, dim = rows.shape
+        out = buffers.empty(n, dim, rows.device, rows.dtype)[: kept.numel()]
+        return torch.from_numpy(ids_np[kept_np]), torch.index_select(rows, 0, kept, out=out)
+    keep = ids != pad
+    kept = keep.nonzero().squeeze(1)
+    return ids.index_select(0, kept), _gather(rows, kept)
+
+
 def _zeros(buffers: GradBuffers | None, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
     if buffers is None:
         return allocate_table(rows, cols, device=like.device, dtype=like.dtype, zero=True)
@@ -220,6 +246,7 @@ class _Lookup(torch.autograd.Function):
         ctx.padding_idx = padding_idx
         ctx.sparse = sparse
         ctx.buffers = buffers
+        ctx.out_buffers = out_buffers
         return out.view(*ids.shape, weight.shape[1])
 
     @staticmethod
@@ -231,10 +258,7 @@ class _Lookup(torch.autograd.Function):
         pad = ctx.padding_idx
         if ctx.sparse:
             if pad is not None:
-                keep = flat != pad
-                if not bool(keep.all()):
-                    kept = keep.nonzero().squeeze(1)
-                    flat, rows = flat.index_select(0, kept), _gather(rows, kept)
+                flat, rows = _drop_padding(flat, rows, pad, ctx.out_buffers)
             grad_weight = torch.sparse_coo_tensor(
                 flat.long().unsqueeze(0),
                 rows,
