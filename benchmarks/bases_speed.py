@@ -62,6 +62,50 @@ def paired(ours: Callable[[], None], peer: Callable[[], None], reps: int) -> tup
     return statistics.median(a) * 1e3, statistics.median(b) * 1e3
 
 
+def precision_section(reps: int) -> list[str]:
+    """int8 / half tables: lookup error, memory and lookup time against float32."""
+    from synthembed.layers.embedding import Embedding
+    from synthembed.quantize import quantize, to_half
+
+    torch.manual_seed(1)
+    ref = Embedding(V, D)
+    ids = torch.randint(0, V, (N,))
+    with torch.no_grad():
+        exact = ref(ids)
+    base_bytes = memory_report(ref).total_bytes
+    out = [
+        "### Precision: int8 and half tables against float32",
+        "",
+        f"A {V:,} x {D} table drawn from N(0, 1) (``nn.Embedding``'s init), {N:,} uniform ids; "
+        "lookup time is forward only, median of interleaved reps against the float32 table.",
+        "",
+        "| table | memory | vs float32 | max abs error | mean abs error | max error / documented bound | lookup ms | float32 ms | ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    q = quantize(ref)
+    half = to_half(Embedding(V, D), torch.float16)
+    bf16 = to_half(Embedding(V, D), torch.bfloat16)
+    with torch.no_grad():
+        half.weight.copy_(ref.weight.half())
+        bf16.weight.copy_(ref.weight.bfloat16())
+        for name, layer in (("int8 row-wise", q), ("float16", half), ("bfloat16", bf16)):
+            got = layer(ids).float()
+            err = (got - exact).abs()
+            if name.startswith("int8"):
+                bound = q.error_bound()[ids].unsqueeze(1)
+                ratio_txt = f"{float((err / bound).max()):.3f}"
+            else:
+                ratio_txt = "-"
+            mem = memory_report(layer).total_bytes
+            ours, theirs = paired(lambda layer=layer: layer(ids), lambda: ref(ids), reps)
+            out.append(
+                f"| {name} | {format_bytes(mem)} | {base_bytes / mem:.2f}x smaller | {float(err.max()):.2e} "
+                f"| {float(err.mean()):.2e} | {ratio_txt} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} |"
+            )
+            print(out[-1], flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=7)
@@ -95,6 +139,7 @@ def main() -> None:
         )
         print(lines[-1], flush=True)
         del module
+    lines += ["", *precision_section(args.reps)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
