@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=str, default=None)
+    parser.add_argument("--only-precision", action="store_true", help="skip the speed table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -127,7 +128,7 @@ def main() -> None:
         "| base | config | memory | base ms | nn.Embedding ms | ratio |",
         "|---|---|---|---|---|---|",
     ]
-    for name, options in CONFIGS.items():
+    for name, options in {} if args.only_precision else CONFIGS.items():
         kind = "full" if name.startswith("full") else name
         module = make_base(kind, V, D, **options)
         mem = memory_report(module)

@@ -172,9 +172,12 @@ class QuantizedEmbedding(nn.Module):
         return self.scale / 2 + absmax * 2.0**-21
 
     def _rows(self, ids: torch.Tensor) -> torch.Tensor:
-        codes = self.qweight[ids].to(torch.float32)  # (*, D)
-        out = codes * self.scale[ids].unsqueeze(-1) + self.offset[ids].unsqueeze(-1)
-        return out.to(self.out_dtype)
+        flat = ids.reshape(-1)
+        codes = self.qweight.index_select(0, flat).to(torch.float32)  # (N, D)
+        scale = self.scale.index_select(0, flat).unsqueeze(1)  # (N, 1)
+        offset = self.offset.index_select(0, flat).unsqueeze(1)  # (N, 1)
+        out = torch.addcmul(offset, codes, scale)  # codes * scale + offset, one pass
+        return out.reshape(*ids.shape, self.embedding_dim).to(self.out_dtype)
 
     def forward(self, input: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Look up (and, with ``mode``, pool) dequantized rows.
