@@ -500,7 +500,8 @@ class SyntheticEmbeddingLayer(nn.Module):
             with torch.no_grad():
                 if ids is not None:
                     flat = ids.reshape(-1)
-                    self.counts.index_add_(0, flat, torch.ones_like(flat))
+                    # An expanded 1 (no (N,) allocation and fill): measurably cheaper per step.
+                    self.counts.scatter_add_(0, flat, flat.new_ones(()).expand_as(flat))
                 self.step.add_(1)
         forced = self._forced(ids)
         if isinstance(self.base, Embedding) and ids is not None:
