@@ -276,7 +276,9 @@ def main() -> None:
             with open(path, encoding="utf-8") as f:
                 results += [json.loads(line) for line in f if line.strip().startswith("{")]
         order = {key: i for i, key in enumerate(PLAN)}
-        results.sort(key=lambda r: order.get((r["base"], r["num_ids"]), len(order)))
+        results.sort(
+            key=lambda r: (r["num_ids"], order.get((r["base"], r["num_ids"]), 99), -r["steps"])
+        )
     for base, n in [] if args.render else PLAN:  # one subprocess at a time
         cmd = [sys.executable, __file__, "--one", base, "--ids", str(n), "--steps", str(args.steps)]
         cmd += ["--seed", str(args.seed), "--threads", str(args.threads)]
@@ -292,28 +294,32 @@ def main() -> None:
     lines = [
         "### Synthetic click log: 10M and 100M ids (planted model)",
         "",
-        f"Command: `python benchmarks/clicklog.py --steps {args.steps} --threads {args.threads}`",
+        "Command: `python benchmarks/clicklog.py --steps S` runs every row (one subprocess each, in "
+        "turn); one row alone: `python benchmarks/clicklog.py --one BASE --ids N --steps S`, and "
+        "`--render FILES` renders saved rows.",
         "",
         f"Zipf({ZIPF_S}) ids, 1,000 contexts, planted rank-{RANK} logit plus N(0,1) noise; two-tower dot "
-        f"model with D={D}, {args.steps} row-wise Adagrad steps of {BATCH} clicks (lr {LR}), AUC on 200,000 held-out "
+        f"model with D={D}, row-wise Adagrad steps (the steps column) of {BATCH} clicks (lr {LR}), AUC on 200,000 held-out "
         "clicks. Planted AUC = the noiseless planted logit's AUC on the same clicks (the ceiling). "
         "Each row is its own subprocess, run one at a time; peak RSS is that process's `ru_maxrss` "
         "(Python, torch and the data generator included).",
         "",
-        "| ids | base | item params + buffers | vs full fp32 | AUC | planted AUC | AUC / planted | peak RSS | steps/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| ids | base | steps | item params + buffers | vs full fp32 | AUC | planted AUC | AUC / planted | peak RSS | steps/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['num_ids']:,} | {r['base']} | failed: {r['error']} | | | | | | |")
+            lines.append(
+                f"| {r['num_ids']:,} | {r['base']} | - | failed: {r['error']} | | | | | | |"
+            )
             continue
         lines.append(
-            f"| {r['num_ids']:,} | {r['base']} ({r['config']}) | {format_bytes(r['param_bytes'])} | "
+            f"| {r['num_ids']:,} | {r['base']} ({r['config']}) | {r['steps']} | {format_bytes(r['param_bytes'])} | "
             f"{r['compression']:.0f}x smaller | {r['auc']:.4f} | {r['planted_auc']:.4f} | "
             f"{r['auc'] / r['planted_auc']:.3f} | {format_bytes(r['peak_rss_bytes'])} | {r['steps_per_s']:.1f} |"
         )
     lines.append(
-        f"| 100,000,000 | full (not run) | {format_bytes(full_100m)} | 1x | - | - | - | "
+        f"| 100,000,000 | full (not run) | - | {format_bytes(full_100m)} | 1x | - | - | - | "
         "> 24 GiB machine | - |"
     )
     text = "\n".join(lines) + "\n"
