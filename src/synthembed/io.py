@@ -107,7 +107,7 @@ def _checksum(tensors: dict[str, torch.Tensor]) -> str:
         digest.update(name.encode())
         digest.update(str(t.dtype).encode())
         digest.update(str(tuple(t.shape)).encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 
 
@@ -204,7 +204,7 @@ def _read(
     if not isinstance(aliases, dict):
         raise FileFormatError(f"'{p}' has corrupt synthembed metadata: 'aliases' is not a map.")
     for alias, source in aliases.items():
-        if source not in tensors:
+        if not isinstance(source, str) or source not in tensors:
             raise FileFormatError(f"'{p}' ties '{alias}' to missing tensor '{source}'.")
         tensors[alias] = tensors[source]
     return tensors, header
@@ -311,7 +311,7 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
             f"'{path}' holds weights only (written by save_weights); load them into a module "
             "with synthembed.load_weights(module, path)."
         )
-    if cls_name not in _REGISTRY:
+    if not isinstance(cls_name, str) or cls_name not in _REGISTRY:
         raise FileFormatError(
             f"'{path}' holds a {cls_name!r}, which this synthembed does not know; "
             f"known classes: {sorted(_REGISTRY)}."

@@ -104,7 +104,11 @@ def _as_index(value: Any) -> int:
 
 def _stable_hash(token: Token) -> int:
     """A hash that is the same in every process and on every machine (never Python's hash)."""
-    tag = b"s:" + token.encode("utf-8") if isinstance(token, str) else b"i:" + str(token).encode()
+    tag = (
+        b"s:" + token.encode("utf-8", "surrogatepass")
+        if isinstance(token, str)
+        else b"i:" + str(token).encode()
+    )
     return int.from_bytes(hashlib.blake2b(tag, digest_size=8).digest(), "little")
 
 

@@ -566,7 +566,13 @@ class Embedding(nn.Module):
         """
         owner = type(self).__name__
         if isinstance(input, torch.Tensor) and input.is_floating_point():
-            return self._soft_lookup(input)
+            soft = self._soft_lookup(input)
+            if self.check_finite and not bool(torch.isfinite(soft).all()):
+                raise NonFiniteError(
+                    f"{owner} produced NaN/inf from a finite soft lookup: the table holds "
+                    "non-finite rows. Lower the learning rate or clip gradients."
+                )
+            return soft
         ids = check_integer_ids(input, owner)
         if ids.dtype not in (torch.long, torch.int32):
             ids = ids.long()
@@ -732,8 +738,9 @@ class Embedding(nn.Module):
     def _check_output(self, out: torch.Tensor, ids: torch.Tensor) -> None:
         bad = ~torch.isfinite(out)
         if bool(bad.any()):
-            rows = bad.reshape(*ids.shape, -1).any(-1) if self.mode is None else None
-            culprit = torch.unique(ids[rows]).tolist()[:10] if rows is not None else []
+            # Plain lookup: out is (*, D) per id; pooled: out is (*, D) per bag of ids (*, L).
+            rows = bad.reshape(*ids.shape, -1).any(-1) if self.mode is None else bad.any(-1)
+            culprit = torch.unique(ids[rows]).tolist()[:10]
             raise NonFiniteError(
                 f"{type(self).__name__} produced NaN/inf; rows of ids {culprit} hold non-finite "
                 "values. Lower the learning rate or clip gradients."
