@@ -198,3 +198,45 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
             f"{purpose} needs the optional dependency '{module}', which is not installed. "
             f"Install it with: pip install 'synthembed[{extra}]'"
         ) from exc
+
+
+MAX_ID = (1 << 63) - 1
+
+
+def check_nonnegative_ids(ids: torch.Tensor, owner: str) -> None:
+    """Raise :class:`InvalidIndexError` on negative ids, for layers that take any 64-bit id.
+
+    Hashing bases (and layers built on them) accept every id in ``[0, 2**63 - 1]``.
+    """
+    if ids.numel() == 0:
+        return
+    low = int(ids.min())
+    if low >= 0:
+        return
+    count = int((ids < 0).sum())
+    raise InvalidIndexError(
+        f"{owner} got {count} negative id(s) (smallest offending id {low}); ids must be "
+        f"integers in [0, {MAX_ID}] (this layer hashes them, so any non-negative 64-bit id is "
+        "valid); map unknown values to an id first (a Vocabulary with oov='unk' or 'hash')."
+    )
+
+
+def check_output_finite(out: torch.Tensor, ids: torch.Tensor | None, owner: str) -> None:
+    """For ``check_finite=True`` layers: raise :class:`NonFiniteError` naming the ids at fault.
+
+    ``out`` is ``(*, D)`` for ids of shape ``(*)`` (plain lookup) or ``(*, L)``
+    (pooled bags); with ``ids=None`` (soft lookup, dense rows) no ids are named.
+    """
+    bad = ~torch.isfinite(out)
+    if not bool(bad.any()):
+        return
+    culprit: list[int] = []
+    if ids is not None and ids.numel():
+        per_row = bad.any(-1)  # (*): one output row per id, or per bag of ids (*, L)
+        if per_row.shape in (ids.shape, ids.shape[:-1]):
+            culprit = torch.unique(ids[per_row]).tolist()[:10]
+    where = f" from ids {culprit}" if culprit else ""
+    raise NonFiniteError(
+        f"{owner} produced NaN/inf{where}. Lower the learning rate, clip gradients, or check "
+        "the side features of those ids."
+    )
