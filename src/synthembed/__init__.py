@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from synthembed.analysis import analogy, evaluate_analogies, evaluate_similarity, most_similar
     from synthembed.encoders import EmbeddingEncoder
     from synthembed.extract import AutoencoderEmbedder, extract
-    from synthembed.pretrained import Vectors, align, load_vectors, save_vectors
+    from synthembed.pretrained import CoverageReport, Vectors, align, load_vectors, save_vectors
     from synthembed.text import TextEncoder
     from synthembed.viz import export_projector, plot_embeddings, plot_weights
 
@@ -61,6 +61,7 @@ __version__ = "0.1.0"
 # name -> module that defines it, imported on first access.
 _LAZY = {
     "Vectors": "synthembed.pretrained",
+    "CoverageReport": "synthembed.pretrained",
     "align": "synthembed.pretrained",
     "load_vectors": "synthembed.pretrained",
     "save_vectors": "synthembed.pretrained",
@@ -96,6 +97,7 @@ __all__ = [
     "AutoencoderEmbedder",
     "CategoricalSpec",
     "ConfigError",
+    "CoverageReport",
     "DHEEmbedding",
     "Embedding",
     "EmbeddingEncoder",
