@@ -381,6 +381,48 @@ def test_qr_config_errors() -> None:
         QREmbedding(100, 4, operation="mult")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"embedding_dim must be >= num_partitions"):
         QREmbedding(100, 2, num_partitions=3, operation="concat")
+    with pytest.raises(ConfigError, match=r"'table_sizes' .* at least 2 .* Got \[5\]"):
+        QREmbedding(100, 4, table_sizes=[5])
+    with pytest.raises(ConfigError, match=r"'table_sizes\[i\]' .* Got 0"):
+        QREmbedding(100, 4, table_sizes=[5, 0])
+    with pytest.raises(ConfigError, match=r"num_partitions=2 but 3 table_sizes \[2, 3, 4\]"):
+        QREmbedding(100, 4, num_partitions=2, table_sizes=[2, 3, 4])
+    with pytest.raises(ConfigError, match=r"num_buckets=7 but table_sizes\[0\]=5"):
+        QREmbedding(100, 4, num_buckets=7, table_sizes=[5, 20])
+
+
+def test_qr_explicit_table_sizes() -> None:
+    q = QREmbedding(100, 4, table_sizes=[3, 5, 7])
+    assert q.sizes == [3, 5, 7] and q.num_partitions == 3 and q.capacity == 105
+    assert [t.num_embeddings for t in q.tables] == [3, 5, 7]
+    assert q.get_config()["table_sizes"] == [3, 5, 7]
+
+
+@pytest.mark.parametrize("operation", ["product", "concat"])
+@pytest.mark.parametrize("grow_by", [1, 7, 500])
+def test_grown_qr_round_trips_bit_exact(operation: str, grow_by: int, tmp_path: Any) -> None:
+    # Growing changes num_embeddings, not the tables: the rebuilt layer must not re-derive
+    # its sizes from the new num_embeddings (it used to: "Saved table sizes [6, 5] do not
+    # match [6, 6]").
+    torch.manual_seed(0)
+    q = QREmbedding(30, 4, num_buckets=6, operation=operation)  # type: ignore[arg-type]
+    sizes = list(q.sizes)
+    new = q.grow(grow_by)
+    assert q.sizes == sizes and qr_partition_sizes(q.num_embeddings, 2, 6) != sizes
+    rebuilt = QREmbedding.from_config(q.get_config())
+    assert rebuilt.sizes == sizes and rebuilt.get_config() == q.get_config()
+    save(q, tmp_path / "q.safetensors")
+    loaded = load(tmp_path / "q.safetensors")
+    assert loaded.num_embeddings == 30 + grow_by and loaded.sizes == sizes
+    ids = torch.cat([torch.arange(30), new, torch.tensor([2**63 - 1])])
+    assert torch.equal(loaded(ids), q(ids))
+
+
+def test_qr_reads_configs_saved_with_private_sizes() -> None:
+    # Files written before table_sizes existed recorded the sizes as "_sizes".
+    cfg = QREmbedding(30, 4, num_buckets=6).get_config()
+    cfg["_sizes"] = cfg.pop("table_sizes")
+    assert QREmbedding.from_config(cfg).sizes == [6, 5]
 
 
 # --------------------------------------------------------------------------- deep hash embedding

@@ -513,7 +513,11 @@ class QREmbedding(_CompressedBase):
         padding_idx: id whose output is zero and receives no gradient.
         num_buckets: m, rows of the remainder table; default the
             ``num_partitions``-th root of ``num_embeddings``.
-        num_partitions: number of tables (>= 2).
+        num_partitions: number of tables (>= 2); default 2, or ``len(table_sizes)``.
+        table_sizes: explicit rows of each table (remainder first), overriding
+            ``num_buckets`` and the sizing rule; :meth:`get_config` records them so
+            that a grown layer (whose ``num_embeddings`` no longer determines its
+            tables) rebuilds with the same tables.
         operation: ``"product"``, ``"sum"`` or ``"concat"`` (then each table holds
             about ``D / num_partitions`` columns).
         seed: the hash for ids beyond capacity.
@@ -540,7 +544,8 @@ class QREmbedding(_CompressedBase):
         padding_idx: int | None = None,
         *,
         num_buckets: int | None = None,
-        num_partitions: int = 2,
+        num_partitions: int | None = None,
+        table_sizes: Sequence[int] | None = None,
         operation: QROperation = "product",
         seed: int = 0,
         sparse: bool = False,
@@ -551,6 +556,30 @@ class QREmbedding(_CompressedBase):
         owner = type(self).__name__
         padding_idx = self._check_common(num_embeddings, embedding_dim, padding_idx)
         check_int(owner, "num_buckets", num_buckets, 1, optional=True)
+        sizes: list[int] | None = None
+        if table_sizes is not None:
+            sizes = list(table_sizes)
+            if len(sizes) < 2:
+                raise ConfigError(
+                    f"The 'table_sizes' parameter of {owner} must list at least 2 table sizes "
+                    f"(one per partition). Got {sizes!r} instead."
+                )
+            for size in sizes:
+                check_int(owner, "table_sizes[i]", size, 1)
+            if num_partitions is None:
+                num_partitions = len(sizes)
+            if num_partitions != len(sizes):
+                raise ConfigError(
+                    f"{owner} got num_partitions={num_partitions!r} but {len(sizes)} table_sizes "
+                    f"{sizes}; pass one size per partition (or leave num_partitions out)."
+                )
+            if num_buckets is not None and num_buckets != sizes[0]:
+                raise ConfigError(
+                    f"{owner} got num_buckets={num_buckets} but table_sizes[0]={sizes[0]} (the "
+                    "remainder table); pass one of them, or the same value."
+                )
+        elif num_partitions is None:
+            num_partitions = 2
         check_int(owner, "num_partitions", num_partitions, 2)
         check_choice(owner, "operation", operation, ("product", "sum", "concat"))
         if operation == "concat" and embedding_dim < num_partitions:
@@ -562,7 +591,9 @@ class QREmbedding(_CompressedBase):
         check_float(owner, "init_std", init_std, 0.0, low_closed=False)
         super().__init__()
         self._setup(num_embeddings, embedding_dim, padding_idx)
-        self.sizes = qr_partition_sizes(num_embeddings, num_partitions, num_buckets)
+        if sizes is None:
+            sizes = qr_partition_sizes(num_embeddings, num_partitions, num_buckets)
+        self.sizes = [int(size) for size in sizes]
         self.num_buckets = self.sizes[0]
         self.num_partitions = int(num_partitions)
         self.operation: QROperation = operation
@@ -630,7 +661,9 @@ class QREmbedding(_CompressedBase):
         """Count ``n`` more ids and return them, a ``(n,)`` long tensor.
 
         The tables keep their sizes: new ids below the capacity get unique row
-        combinations, ids beyond it share rows through the hash.
+        combinations, ids beyond it share rows through the hash. The sizes are part
+        of :meth:`get_config` (``table_sizes``), so a grown layer saves and reloads
+        with the same tables.
         """
         check_int(type(self).__name__ + ".grow", "n", n, 0)
         start, self.num_embeddings = self.num_embeddings, self.num_embeddings + n
@@ -644,25 +677,26 @@ class QREmbedding(_CompressedBase):
             "padding_idx": self.padding_idx,
             "num_buckets": self.num_buckets,
             "num_partitions": self.num_partitions,
+            "table_sizes": list(self.sizes),
             "operation": self.operation,
             "seed": self.seed,
             "sparse": self.sparse,
             "init_std": self.init_std,
-            "_sizes": list(self.sizes),
             **self._config_extras(),
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Any:
-        """Rebuild from :meth:`get_config` (table sizes fixed at build time are kept)."""
+        """Rebuild from :meth:`get_config`: the recorded table sizes, not re-derived ones.
+
+        A grown layer's ``num_embeddings`` no longer gives its tables' sizes, so they
+        are rebuilt from ``table_sizes`` (``_sizes`` in files saved before it existed).
+        """
         cfg = dict(config)
-        sizes = cfg.pop("_sizes", None)
-        module = super().from_config(cfg)
-        if sizes is not None and list(sizes) != module.sizes:
-            raise ConfigError(
-                f"Saved table sizes {sizes} do not match the configuration's {module.sizes}."
-            )
-        return module
+        legacy = cfg.pop("_sizes", None)
+        if legacy is not None and cfg.get("table_sizes") is None:
+            cfg["table_sizes"] = legacy
+        return super().from_config(cfg)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", sizes={self.sizes}, operation={self.operation!r}"
