@@ -215,6 +215,21 @@ def test_bad_header_and_empty_file(tmp_path: Path) -> None:
         _load(tmp_path / "missing.txt")
 
 
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz"])
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_broken_compressed_file_names_the_file(tmp_path: Path, suffix: str, damage: str) -> None:
+    path = tmp_path / f"v.txt{suffix}"
+    save_vectors(_vectors(5, 40), path, format="glove")
+    data = path.read_bytes()
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:  # keep the magic bytes, scramble the compressed body
+        data = data[:12] + bytes(b ^ 0x5A for b in data[12:])
+    broken = _write(tmp_path / f"broken.txt{suffix}", data)
+    with pytest.raises(FileFormatError, match=r"broken\.txt.* truncated or corrupt compressed"):
+        _load(broken)
+
+
 def test_binary_bad_files(tmp_path: Path) -> None:
     v = _vectors()
     path = tmp_path / "v.bin"

@@ -37,6 +37,7 @@ import logging
 import lzma
 import os
 import warnings
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -262,6 +263,29 @@ def _count_lines(path: Path) -> int:
             lines += buffer.count(b"\n", 0, n)
             last = bytes(view[n - 1 : n])
     return lines + (last != b"\n")
+
+
+@contextlib.contextmanager
+def _corrupt_stream_errors(source: str, compressed: bool) -> Iterator[None]:
+    """Turn a decompressor's failure (truncated or corrupt gzip / bz2 / xz) into FileFormatError.
+
+    ``EOFError`` (a stream cut short), ``lzma.LZMAError`` and ``zlib.error`` only come from
+    decompression; an ``OSError`` is converted only for a compressed file, where gzip and bz2
+    use it for bad data (``gzip.BadGzipFile``, "Invalid data stream"), so a real I/O error
+    on a plain file keeps its own type.
+    """
+    try:
+        yield
+    except (EOFError, lzma.LZMAError, zlib.error) as exc:
+        raise FileFormatError(
+            f"{source} is a truncated or corrupt compressed file ({type(exc).__name__}: {exc})."
+        ) from exc
+    except OSError as exc:
+        if not compressed:
+            raise
+        raise FileFormatError(
+            f"{source} is a truncated or corrupt compressed file ({type(exc).__name__}: {exc})."
+        ) from exc
 
 
 def _is_compressed(path: Path) -> bool:
@@ -712,7 +736,7 @@ def _word_lines(path: Path, word: str, *, header: bool) -> tuple[int, int]:
     """The first two line numbers whose word is ``word`` (a slow scan, only to word an error)."""
     target = word.encode("utf-8")
     hits: list[int] = []
-    with _magic_open(path) as raw:
+    with _corrupt_stream_errors(f"'{path}'", _is_compressed(path)), _magic_open(path) as raw:
         for number, line in enumerate(raw, start=1):
             if header and number == 1:
                 continue
@@ -875,7 +899,7 @@ def load_vectors(
             logger.info("Loaded %d cached vectors of %s", len(cached), source)
             return cached
     compressed = _is_compressed(p)
-    with _magic_open(p) as raw:
+    with _corrupt_stream_errors(source, compressed), _magic_open(p) as raw:
         reader = _Reader(raw)
         fmt = _detect(reader) if format == "auto" else format
         if fmt == "word2vec-binary":
