@@ -56,8 +56,9 @@ from synthembed._validation import (
     check_ids,
     check_int,
     check_integer_ids,
+    check_nonnegative_ids,
 )
-from synthembed.errors import ConfigError, InvalidIndexError, ShapeError
+from synthembed.errors import ConfigError, ShapeError
 from synthembed.io import register_savable
 from synthembed.layers.bases import register_base
 
@@ -74,7 +75,6 @@ __all__ = [
 # --------------------------------------------------------------------------- hashing
 _U64 = 1 << 64
 _MASK63 = (1 << 63) - 1
-MAX_ID = (1 << 63) - 1
 
 
 def _signed(c: int) -> int:
@@ -154,21 +154,6 @@ def hash_ids(ids: torch.Tensor, num_buckets: int, *, seed: int = 0) -> torch.Ten
 
 
 # --------------------------------------------------------------------------- shared base
-def _check_nonnegative(ids: torch.Tensor, owner: str) -> None:
-    if ids.numel() == 0:
-        return
-    low = int(ids.min())
-    if low >= 0:
-        return
-    bad = ids[ids < 0]
-    raise InvalidIndexError(
-        f"{owner} got {int(bad.numel())} negative id(s) (smallest offending id {low}); ids must be integers "
-        f"in [0, {MAX_ID}] (this base hashes them, so any non-negative 64-bit id is valid); "
-        "negative ids are never valid: map unknown values to an id first "
-        "(a Vocabulary with oov='unk' or 'hash')."
-    )
-
-
 def _normal_(weight: torch.Tensor, std: float) -> None:
     with torch.no_grad():
         weight.normal_(0.0, std)
@@ -203,7 +188,7 @@ class _CompressedBase(nn.Module):
         if ids.dtype != torch.long:
             ids = ids.long()
         if self.accepts_any_id:
-            _check_nonnegative(ids, owner)
+            check_nonnegative_ids(ids, owner)
         else:
             check_ids(ids, self.num_embeddings, owner)
         return ids
