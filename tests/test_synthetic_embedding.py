@@ -10,7 +10,6 @@ import torch
 
 from synthembed.errors import (
     ConfigError,
-    FileFormatError,
     InvalidIndexError,
     NonFiniteError,
     NotFittedError,
@@ -376,17 +375,7 @@ def test_add_items_warns_when_synthesizer_never_trained_alone() -> None:
         layer.add_items(num_items=1)
 
 
-QR_GROW_BUG = pytest.mark.xfail(
-    reason="compressed.py: a grown 'qr' base does not round-trip through its own "
-    "get_config/from_config (saved sizes [6, 5] vs rebuilt [6, 6]); reported to the lead",
-    raises=FileFormatError,
-    strict=True,
-)
-
-
-@pytest.mark.parametrize(
-    "base", [pytest.param(b, marks=QR_GROW_BUG) if b == "qr" else b for b in sorted(BASES)]
-)
+@pytest.mark.parametrize("base", sorted(BASES))
 def test_every_registered_base_blends_backprops_grows_and_saves(base: str, tmp_path) -> None:
     torch.manual_seed(0)
     layer = SyntheticEmbeddingLayer(
