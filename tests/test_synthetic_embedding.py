@@ -400,3 +400,89 @@ def test_every_registered_base_blends_backprops_grows_and_saves(base: str, tmp_p
     all_ids = torch.arange(V + 2)
     assert torch.equal(loaded(all_ids), layer(all_ids))
     assert loaded.is_cold(new).all()
+
+
+# ---------------------------------------------------------------------- 64-bit ids, check_finite
+BIG = torch.tensor([3, 2**40, 2**63 - 1, 2**40])
+
+
+@pytest.mark.parametrize(
+    "base", sorted(b for b in BASES if getattr(BASES[b], "accepts_any_id", False))
+)
+def test_hashing_base_takes_any_nonnegative_64bit_id(base: str) -> None:
+    torch.manual_seed(0)
+    layer = SyntheticEmbeddingLayer(V, D, 0.3, base=base).double()
+    twin = copy.deepcopy(layer)
+    out = layer(BIG)
+    assert out.shape == (4, D) and torch.isfinite(out).all()
+    torch.testing.assert_close(out[1], out[3])  # the same id, the same vector
+    rows = layer.base(BIG)
+    torch.testing.assert_close(out, 0.7 * rows + 0.3 * synthetic(layer, BIG))
+    # Only ids inside [0, input_dim) are counted; explicit backward still equals autograd.
+    assert int(layer.counts.sum()) == 1 and int(layer.counts[3]) == 1
+    grad = torch.randn(4, D, dtype=torch.float64)
+    out.backward(grad)
+    twin(BIG)
+    twin.backward(grad)
+    for (name, p), q in zip(layer.named_parameters(), twin.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(q.grad, p.grad, atol=1e-6, rtol=1e-6, msg=name)
+    # Eval mode: ids past the counts table were never seen, so they are cold.
+    layer.configure_synthesis(cold_threshold=1).eval()
+    assert layer.is_cold(BIG).tolist() == [False, True, True, True]
+    hidden = synthetic(layer, BIG[1:], hidden=True)
+    torch.testing.assert_close(layer(BIG)[1:], hidden)
+    with pytest.raises(InvalidIndexError, match=r"1 negative id\(s\) \(smallest offending id -5\)"):
+        layer(torch.tensor([1, -5]))
+
+
+def test_ids_past_input_dim_that_need_side_features_raise_before_counting() -> None:
+    side = torch.rand(V, F)
+    layer = SyntheticEmbeddingLayer(V, D, 0.3, base="hash", side_features=side)
+    with pytest.raises(
+        InvalidIndexError,
+        match=r"3 id\(s\) at or beyond input_dim=30 \(largest 9223372036854775807\).*'hash' base "
+        r"takes any 64-bit id, but side features exist only for ids in \[0, 29\]",
+    ):
+        layer(BIG)
+    assert int(layer.counts.sum()) == 0 and int(layer.step) == 0
+    # Served from the base alone (rate 0), they need no side features.
+    torch.testing.assert_close(layer(BIG, synthesis_rate=0.0), layer.base(BIG))
+    graph = torch.rand(V, V)
+    manifold = SyntheticEmbeddingLayer(V, D, base="hash", technique="manifold", affinity=graph)
+    with pytest.raises(InvalidIndexError, match="'manifold' technique keeps per-id state"):
+        manifold(BIG)
+    full = SyntheticEmbeddingLayer(V, D, base="full")
+    with pytest.raises(InvalidIndexError, match=r"outside the valid range \[0, 29\]"):
+        full(BIG)
+
+
+def test_check_finite_names_layer_and_ids_and_changes_nothing(tmp_path) -> None:
+    layer = SyntheticEmbeddingLayer(V, D, 0.2, check_finite=True)
+    assert layer.get_config()["check_finite"] is True and "check_finite=True" in repr(layer)
+    layer(torch.tensor([1, 2]))
+    counts, step = layer.counts.clone(), int(layer.step)
+    with torch.no_grad():
+        layer.weight[5, 0] = float("nan")
+        layer.weight[7, 1] = float("inf")
+    with pytest.raises(
+        NonFiniteError, match=r"SyntheticEmbeddingLayer produced NaN/inf from ids \[5, 7\]"
+    ):
+        layer(torch.tensor([[1, 5], [7, 5]]))
+    assert torch.equal(layer.counts, counts) and int(layer.step) == step
+    layer.backward(torch.ones(2, D))  # the failed forward left the earlier one pending
+    with pytest.raises(NonFiniteError, match="produced NaN/inf"):  # soft lookup: no ids to name
+        layer(torch.nn.functional.one_hot(torch.tensor([5]), V).float())
+    unchecked = SyntheticEmbeddingLayer(V, D, 0.2)
+    unchecked.load_state_dict(layer.state_dict())
+    assert not torch.isfinite(unchecked(torch.tensor([5]))).all()  # off by default
+    # A NaN made by the synthesizer is caught too, and the flag survives save/load.
+    with torch.no_grad():
+        layer.weight[5, 0], layer.weight[7, 1] = 0.0, 0.0
+        layer.synthesizer.bias[0] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"from ids \[3\]"):
+        layer(torch.tensor([3]))
+    save(layer, tmp_path / "layer.safetensors")
+    assert load(tmp_path / "layer.safetensors").check_finite is True
+    with pytest.raises(ConfigError, match=r"'check_finite' parameter .* must be a bool"):
+        SyntheticEmbeddingLayer(V, D, check_finite="yes")

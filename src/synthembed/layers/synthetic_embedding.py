@@ -34,8 +34,16 @@ from synthembed._validation import (
     check_int,
     check_integer_ids,
     check_last_dim,
+    check_nonnegative_ids,
+    check_output_finite,
 )
-from synthembed.errors import ConfigError, NotFittedError, ShapeError
+from synthembed.errors import (
+    ConfigError,
+    InvalidIndexError,
+    NonFiniteError,
+    NotFittedError,
+    ShapeError,
+)
 from synthembed.io import register_savable
 from synthembed.layers.bases import BASES, make_base
 from synthembed.layers.embedding import Embedding
@@ -237,7 +245,23 @@ class SyntheticEmbeddingLayer(nn.Module):
         schedule: ``("linear", warmup_steps)`` gradual synthesis, or None.
         cold_threshold: eval-mode count below which ids are fully synthetic.
         train_synthetic_fraction: training-mode fraction of ids served fully synthetic.
+        check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
+            forward whose output holds a NaN or infinity, naming the layer and the
+            ids that produced it (one extra pass over the output per forward).
         technique_options: options of the technique (e.g. ``bottleneck=16``).
+
+    Ids of hashing bases:
+        With a base whose class sets ``accepts_any_id = True`` (``"hash"``,
+        ``"qr"``, ``"dhe"``) any id in ``[0, 2**63 - 1]`` is valid, not only
+        ``[0, input_dim)``: raw 64-bit ids need no vocabulary. Ids at or beyond
+        ``input_dim`` lie outside the layer's per-id tables, so: they are not
+        counted (``counts`` covers ``[0, input_dim)``); in eval mode they count as
+        never seen, hence cold (``r = 1``) when ``cold_threshold > 0``; and a
+        forward that synthesizes them raises :class:`InvalidIndexError` if the
+        synthesizer would need a per-id table for them, that is when the layer
+        has ``side_features`` or the technique keeps per-id state (``manifold``).
+        Without side features ``combination``, ``autoencoder`` and ``gan``
+        synthesize such ids from their base row; at rate 0 every technique serves them.
 
     Shape:
         - Input: ``(*)`` integer ids -> Output ``(*, embedding_dim)``.
@@ -293,6 +317,7 @@ class SyntheticEmbeddingLayer(nn.Module):
         schedule: tuple[str, int] | None = None,
         cold_threshold: int = 0,
         train_synthetic_fraction: float = 0.0,
+        check_finite: bool = False,
         _fit: bool = True,
         **technique_options: Any,
     ) -> None:
@@ -323,7 +348,12 @@ class SyntheticEmbeddingLayer(nn.Module):
                 "(pooling) is not supported. Pool the layer's outputs instead."
             )
         _encode_options(base_options)
+        if not isinstance(check_finite, bool):
+            raise ConfigError(
+                f"The 'check_finite' parameter of {_OWNER} must be a bool. Got {check_finite!r} instead."
+            )
         super().__init__()
+        self.check_finite = check_finite
         self.input_dim = input_dim
         self.embedding_dim = embedding_dim
         self.padding_idx = padding_idx
@@ -434,7 +464,18 @@ class SyntheticEmbeddingLayer(nn.Module):
             r = r * factor
         return r
 
-    def _forced(self, ids: torch.Tensor | None) -> torch.Tensor | None:
+    def _accepts_any_id(self) -> bool:
+        return bool(getattr(self.base, "accepts_any_id", False))
+
+    def _table_lookup(self, table: torch.Tensor, ids: torch.Tensor, beyond: bool) -> torch.Tensor:
+        """``table[ids]`` for a per-id buffer; ids past its end (hashing bases) read 0/False."""
+        if not beyond:
+            return table[ids]
+        inside = ids < table.shape[0]
+        values = table[torch.where(inside, ids, 0)]
+        return values & inside if values.dtype == torch.bool else values * inside
+
+    def _forced(self, ids: torch.Tensor | None, beyond: bool = False) -> torch.Tensor | None:
         """``(*)`` bool: ids served fully synthetic in this forward, or None for none."""
         if ids is None:
             return None
@@ -444,10 +485,10 @@ class SyntheticEmbeddingLayer(nn.Module):
             if cfg.train_synthetic_fraction > 0:
                 forced = torch.rand(ids.shape, device=ids.device) < cfg.train_synthetic_fraction
         elif cfg.cold_threshold > 0 or self._any_added:
-            seen = self.counts[ids]
+            seen = self._table_lookup(self.counts, ids, beyond)
             forced = seen < cfg.cold_threshold
             if self._any_added:
-                forced = forced | (self.added[ids] & (seen == 0))
+                forced = forced | (self._table_lookup(self.added, ids, beyond) & (seen == 0))
         if forced is None:
             return None
         if self.padding_idx is not None:
@@ -456,12 +497,41 @@ class SyntheticEmbeddingLayer(nn.Module):
             return None
         return forced
 
+    def _check_ids(self, ids: torch.Tensor, owner: str) -> bool:
+        """Validate ids; True when some lie past ``input_dim`` (hashing bases only)."""
+        if not self._accepts_any_id():
+            check_ids(ids, self.input_dim, owner)
+            return False
+        check_nonnegative_ids(ids, owner)
+        return ids.numel() > 0 and int(ids.max()) >= self.input_dim
+
+    def _check_beyond(self, ids: torch.Tensor) -> None:
+        """Ids past ``input_dim`` about to be synthesized: fine unless a per-id table is needed."""
+        need = None
+        if self.side_features is not None:
+            need = f"side features exist only for ids in [0, {self.input_dim - 1}]"
+        elif getattr(self.synthesizer, "id_tables", False):
+            need = (
+                f"the {self.config.technique!r} technique keeps per-id state only for ids in "
+                f"[0, {self.input_dim - 1}]"
+            )
+        if need is None:
+            return
+        outside = ids[ids >= self.input_dim]
+        raise InvalidIndexError(
+            f"{_OWNER} got {outside.numel()} id(s) at or beyond input_dim={self.input_dim} "
+            f"(largest {int(outside.max())}) to synthesize; the {self.base_name!r} base takes any "
+            f"64-bit id, but {need}. Add such ids with add_items (with their side features), "
+            "or serve them from the base alone (synthesis_rate=0, cold_threshold=0)."
+        )
+
     # ------------------------------------------------------------------ forward
     def forward(self, input: torch.Tensor, synthesis_rate: Any = None) -> torch.Tensor:
         """Look up (or soft-look-up) the inputs and blend in synthetic vectors.
 
         Args:
-            input: ``(*)`` integer ids in ``[0, input_dim)``, or ``(*, input_dim)`` floats.
+            input: ``(*)`` integer ids in ``[0, input_dim)`` (any non-negative 64-bit
+                id with a hashing base, see the class notes), or ``(*, input_dim)`` floats.
             synthesis_rate: optional per-call rate, a float in ``[0, 1]`` or a 0-d
                 tensor (which may require grad; it is used as given).
 
@@ -469,12 +539,15 @@ class SyntheticEmbeddingLayer(nn.Module):
             ``(*, embedding_dim)`` vectors.
 
         Raises:
-            InvalidIndexError: ids outside ``[0, input_dim)``.
+            InvalidIndexError: ids outside ``[0, input_dim)`` (hashing bases: negative
+                ids, or ids past ``input_dim`` that would need side features).
             ShapeError: bool ids, or float input whose last dimension is not ``input_dim``.
-            NonFiniteError: NaN or infinity in float input.
+            NonFiniteError: NaN or infinity in float input; with ``check_finite=True``,
+                NaN or infinity in the output (nothing is counted then).
             ConfigError: a per-call rate outside ``[0, 1]``.
         """
         ids: torch.Tensor | None
+        beyond = False
         if isinstance(input, torch.Tensor) and input.is_floating_point():
             check_last_dim(
                 input,
@@ -489,31 +562,59 @@ class SyntheticEmbeddingLayer(nn.Module):
             ids = check_integer_ids(input, _OWNER)
             if ids.dtype != torch.long:
                 ids = ids.long()
-            check_ids(ids, self.input_dim, _OWNER)
+            beyond = self._check_ids(ids, _OWNER)
             index = ids
         r = self.current_rate(synthesis_rate)
+        forced = self._forced(ids, beyond)
+        lookup_only = forced is None and not isinstance(r, torch.Tensor) and r == 0.0
+        if beyond and not lookup_only:
+            assert ids is not None
+            self._check_beyond(ids)
         # Inputs are valid. Drop the previous forward now, so its graph goes as soon as
         # the caller drops its output (not at the end of this step).
+        previous = self._last
         if not torch.compiler.is_compiling():
             self._last = None
-        if self.training:
-            with torch.no_grad():
-                if ids is not None:
-                    flat = ids.reshape(-1)
-                    # An expanded 1 (no (N,) allocation and fill): measurably cheaper per step.
-                    self.counts.scatter_add_(0, flat, flat.new_ones(()).expand_as(flat))
-                self.step.add_(1)
-        forced = self._forced(ids)
         if isinstance(self.base, Embedding) and ids is not None:
             rows = self.base._lookup(ids)  # ids are checked above; skip the second check
         else:
             rows = self.base(index)
-        if forced is None and not isinstance(r, torch.Tensor) and r == 0.0:
-            self._synth_ran = False
-            self._remember(
-                _Last(index, ids, rows, None, None, None, None, None, None, r, r, tuple(rows.shape))
+        if lookup_only:
+            out = rows
+            last = _Last(
+                index, ids, rows, None, None, None, None, None, None, r, r, tuple(rows.shape)
             )
-            return rows
+        else:
+            out, last = self._blend(index, ids, rows, forced, r)
+        if self.check_finite:
+            try:
+                check_output_finite(out, ids, type(self).__name__)
+            except NonFiniteError:
+                if not torch.compiler.is_compiling():
+                    self._last = previous
+                raise
+        if self.training:
+            with torch.no_grad():
+                if ids is not None:
+                    flat = ids.reshape(-1)
+                    if beyond:  # counts cover [0, input_dim); ids past it are not counted
+                        flat = flat[flat < self.input_dim]
+                    # An expanded 1 (no (N,) allocation and fill): measurably cheaper per step.
+                    self.counts.scatter_add_(0, flat, flat.new_ones(()).expand_as(flat))
+                self.step.add_(1)
+        self._synth_ran = not lookup_only
+        self._remember(last)
+        return out
+
+    def _blend(
+        self,
+        index: torch.Tensor,
+        ids: torch.Tensor | None,
+        rows: torch.Tensor,
+        forced: torch.Tensor | None,
+        r: float | torch.Tensor,
+    ) -> tuple[torch.Tensor, _Last]:
+        """``(1 - r) * rows + r * synthetic`` (``r = 1`` where forced), and what backward needs."""
         side = None if self.side_features is None else lookup_rows(self.side_features, index)
         visible = None if forced is None else ~forced
         raw = self.synthesizer(index, rows, side, visible)  # (*, D)
@@ -536,24 +637,10 @@ class SyntheticEmbeddingLayer(nn.Module):
             r_eff = r_eff.to(rows.dtype)
         # lerp = (1 - r) * rows + r * syn in one pass (exactly rows at r = 0, syn at r = 1).
         out = torch.lerp(rows, syn, r_eff)
-        self._synth_ran = True
-        self._remember(
-            _Last(
-                index,
-                ids,
-                rows,
-                side,
-                visible,
-                forced,
-                notpad,
-                raw,
-                syn,
-                r,
-                r_eff,
-                tuple(out.shape),
-            )
+        last = _Last(
+            index, ids, rows, side, visible, forced, notpad, raw, syn, r, r_eff, tuple(out.shape)
         )
-        return out
+        return out, last
 
     def _remember(self, last: _Last) -> None:
         # Keep the last forward for backward()/get_loss(); a compiled graph keeps nothing.
@@ -887,9 +974,10 @@ class SyntheticEmbeddingLayer(nn.Module):
     def is_cold(self, ids: torch.Tensor) -> torch.Tensor:
         """``(*)`` bool: which ids an eval-mode forward serves fully synthetic."""
         ids = check_integer_ids(ids, f"{_OWNER}.is_cold").long()
-        check_ids(ids, self.input_dim, f"{_OWNER}.is_cold")
-        seen = self.counts[ids]
-        cold = (seen < self.config.cold_threshold) | (self.added[ids] & (seen == 0))
+        beyond = self._check_ids(ids, f"{_OWNER}.is_cold")
+        seen = self._table_lookup(self.counts, ids, beyond)
+        added = self._table_lookup(self.added, ids, beyond)
+        cold = (seen < self.config.cold_threshold) | (added & (seen == 0))
         if self.padding_idx is not None:
             cold = cold & (ids != self.padding_idx)
         return cold
@@ -915,6 +1003,7 @@ class SyntheticEmbeddingLayer(nn.Module):
             "schedule": None if cfg.schedule is None else list(cfg.schedule),
             "cold_threshold": cfg.cold_threshold,
             "train_synthetic_fraction": cfg.train_synthetic_fraction,
+            "check_finite": self.check_finite,
             "dtype": str(self._dtype()).removeprefix("torch."),
         }
 
@@ -970,6 +1059,8 @@ class SyntheticEmbeddingLayer(nn.Module):
             s += f", cold_threshold={cfg.cold_threshold}"
         if cfg.train_synthetic_fraction:
             s += f", train_synthetic_fraction={cfg.train_synthetic_fraction:g}"
+        if self.check_finite:
+            s += ", check_finite=True"
         return s
 
 

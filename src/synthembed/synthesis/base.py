@@ -168,11 +168,15 @@ class Synthesizer(nn.Module):
         needs_side_features: True if the technique cannot work without side features.
         uses_rows: True if the technique reads the base rows (so gradients
             flow from the synthetic vectors into the base table).
+        id_tables: True if the technique keeps per-id state (a row per id,
+            like ``manifold``'s coordinates), so it serves only ids in
+            ``[0, num_embeddings)`` even when the base takes any 64-bit id.
     """
 
     technique: ClassVar[str] = ""
     needs_side_features: ClassVar[bool] = False
     uses_rows: ClassVar[bool] = True
+    id_tables: ClassVar[bool] = False
 
     def __init__(self, num_embeddings: int, embedding_dim: int, side_dim: int | None) -> None:
         super().__init__()

@@ -98,6 +98,7 @@ class Manifold(Synthesizer):
 
     needs_side_features = True
     uses_rows = False
+    id_tables = True
     coordinates: torch.Tensor
 
     def __init__(
