@@ -133,6 +133,39 @@ def test_max_norm_matches_torch_bit_for_bit(max_norm, norm_type) -> None:
     assert torch.equal(ours.weight.grad, theirs.weight.grad)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_max_norm_rescales_only_offending_rows_like_torch(dtype) -> None:
+    theirs, ours = _pair(40, 128, max_norm=11.3, dtype=dtype)  # N(0, 1) rows of 128: norm ~11.3
+    for _ in range(3):
+        ids = torch.randint(0, 40, (25,))
+        ids[:3] = ids[3]  # duplicates of one id
+        before = ours.weight.detach().clone()
+        out_t, out_o = theirs(ids), ours(ids)
+        assert torch.equal(out_o, out_t)
+        assert torch.equal(ours.weight, theirs.weight)
+        changed = (ours.weight != before).any(dim=1).nonzero().squeeze(1)
+        assert set(changed.tolist()) <= set(ids.tolist())  # only looked-up rows change
+    # Rows all within the norm: nothing is written (the version counter stays).
+    within = torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        ours.weight[within] = (
+            0.5 * ours.weight[within] / ours.weight[within].norm(dim=1, keepdim=True)
+        )
+    version = ours.weight._version
+    with torch.no_grad():
+        assert torch.equal(ours(within), ours.weight[within])
+    assert ours.weight._version == version
+
+
+def test_max_norm_rescale_is_seen_by_autograd_as_an_in_place_change() -> None:
+    for layer in _pair(10, 4, max_norm=0.1):
+        pending = (layer.weight**2).sum()  # saves the weight for backward
+        with torch.no_grad():
+            layer(torch.tensor([5]))  # rescales row 5 in place
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            pending.backward()
+
+
 def test_training_steps_match_torch() -> None:
     for sparse in (False, True):
         theirs, ours = _pair(100, 6, padding_idx=0, sparse=sparse)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -134,6 +136,25 @@ def _gather(
     return torch.index_select(weight, 0, ids, out=out)
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the torch ops inside on one intra-op thread (CPU helpers below).
+
+    Used for passes that are cheap on one core or scale badly on two: on a busy
+    machine every 2-thread op waits at a barrier for the second thread to be
+    scheduled, which costs more than such a pass itself.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _renorm_gathered(
     weight: torch.Tensor, ids: torch.Tensor, out: torch.Tensor, max_norm: float, norm_type: float
 ) -> None:
@@ -141,29 +162,42 @@ def _renorm_gathered(
 
     torch's ``embedding_renorm_`` sorts the ids and loops over unique rows before
     the lookup (10-45x the lookup's cost). Here the norms come from the gathered
-    rows in one vectorised pass and only the offending rows are rescaled, with
-    torch's formula ``row * (max_norm / (norm + 1e-7))``, in ``out`` and in place
-    in ``weight``.
+    rows in one pass (torch's own norm kernel, so the same values bit for bit),
+    nothing else happens when no row exceeds ``max_norm``, and otherwise only the
+    offending rows are rescaled with torch's formula ``row * (max_norm / (norm +
+    1e-7))`` (scale computed in double, applied in the table's dtype), in ``out``
+    and in the table.
     """
-    norms = torch.linalg.vector_norm(out, ord=norm_type, dim=1)  # (N,)
-    # torch computes the scale in double precision; so do we, to match it bit for bit.
-    # Rows within the norm are multiplied by exactly 1.0, which leaves them unchanged.
-    if norms.device.type == "cpu" and norms.dtype in _NUMPY_DTYPES:
-        # N scalars: numpy does them on one thread, without the thread pool's barriers
-        # (which dominate small ops on a busy machine).
-        n = norms.numpy()
-        if not bool((n > max_norm).any()):
-            return
-        factor = np.where(n > max_norm, max_norm / (n.astype(np.float64) + 1e-7), 1.0)
-        scale = torch.from_numpy(factor.astype(n.dtype))
-    else:
+    if out.device.type != "cpu" or out.dtype not in _NUMPY_DTYPES:
+        norms = torch.linalg.vector_norm(out, ord=norm_type, dim=1)  # (N,)
         over = norms > max_norm
         if not bool(over.any()):
             return
         scale = torch.where(over, max_norm / (norms.double() + 1e-7), 1.0).to(out.dtype)
-    out.mul_(scale.unsqueeze(1))  # (N, D) * (N, 1)
-    # Duplicate ids write identical values, so the order of writes does not matter.
-    weight.index_copy_(0, ids, out)
+        out.mul_(scale.unsqueeze(1))  # (N, D) * (N, 1); rows within the norm times 1.0
+        # Duplicate ids write identical values, so the order of writes does not matter.
+        weight.index_copy_(0, ids, out)
+        return
+    with _one_thread():
+        norms = torch.linalg.vector_norm(out, ord=norm_type, dim=1)  # (N,)
+    # The rest on numpy, one thread: N scalars and the offending rows only.
+    n = norms.numpy()
+    over = n > max_norm
+    if not over.any():
+        return
+    out_np, ids_np = out.numpy(), ids.numpy()
+    table = weight.detach().numpy()
+    if over.all():
+        out_np *= (max_norm / (n.astype(np.float64) + 1e-7)).astype(n.dtype)[:, None]
+        table[ids_np] = out_np  # duplicate ids write identical rows
+    else:
+        pos = np.flatnonzero(over)  # (K,)
+        factor = (max_norm / (n[pos].astype(np.float64) + 1e-7)).astype(n.dtype)
+        rows = out_np[pos] * factor[:, None]  # (K, D)
+        out_np[pos] = rows
+        table[ids_np[pos]] = rows
+    # Written through numpy: tell autograd the table changed, as an in-place torch op does.
+    torch.autograd.graph.increment_version(weight)
 
 
 def _accumulate_rows(table: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor) -> None:
