@@ -210,12 +210,8 @@ def _accumulate_rows(table: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor)
     if table.device.type != "cpu":
         table.index_add_(0, ids, rows)
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _one_thread():
         table.index_add_(0, ids, rows)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _drop_padding(
@@ -223,25 +219,28 @@ def _drop_padding(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ids (N,) and gradient rows (N, D) without the entries of the padding id.
 
-    torch masks both with a boolean index; here the positions come from numpy on
-    one thread (no thread-pool barriers for N scalars) and one ``index_select``
-    copies the kept rows.
+    torch masks both with a boolean index; here the positions come from numpy
+    and one single-threaded ``index_select`` copies the kept rows (a sequential
+    copy: one core nearly saturates memory, and a 2-thread op on a busy machine
+    waits for the second thread to be scheduled), into a pooled buffer when
+    given one (free again once the optimizer drops the gradient).
     """
-    if ids.device.type == "cpu":
-        ids_np = ids.numpy()
-        kept_np = np.flatnonzero(ids_np != pad)
-        if kept_np.size == ids_np.size:
-            return ids, rows
-        kept = torch.from_numpy(kept_np)
-        if buffers is None:
-            return torch.from_numpy(ids_np[kept_np]), _gather(rows, kept)
-        # A pooled (N, D) buffer (free once the optimizer drops the gradient), first K rows.
-        n, dim = rows.shape
-        out = buffers.empty(n, dim, rows.device, rows.dtype)[: kept.numel()]
-        return torch.from_numpy(ids_np[kept_np]), torch.index_select(rows, 0, kept, out=out)
-    keep = ids != pad
-    kept = keep.nonzero().squeeze(1)
-    return ids.index_select(0, kept), _gather(rows, kept)
+    if ids.device.type != "cpu":
+        kept = (ids != pad).nonzero().squeeze(1)
+        return ids.index_select(0, kept), _gather(rows, kept)
+    ids_np = ids.numpy()
+    kept_np = np.flatnonzero(ids_np != pad)
+    if kept_np.size == ids_np.size:
+        return ids, rows
+    kept = torch.from_numpy(kept_np)
+    n, dim = rows.shape
+    if buffers is None or n * dim < 1 << 18:
+        out = allocate_table(kept_np.size, dim, dtype=rows.dtype)
+    else:
+        out = buffers.empty(n, dim, rows.device, rows.dtype)[: kept_np.size]  # first K rows
+    with _one_thread():
+        torch.index_select(rows, 0, kept, out=out)
+    return torch.from_numpy(ids_np[kept_np]), out
 
 
 def _zeros(buffers: GradBuffers | None, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
