@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from synthembed.errors import ConfigError, InvalidIndexError, ShapeError
+from synthembed.errors import ConfigError, InvalidIndexError, NonFiniteError, ShapeError
 from synthembed.io import load, save
 from synthembed.layers.bases import BASES, make_base
 from synthembed.layers.compressed import (
@@ -511,3 +511,53 @@ def test_mixed_config_errors() -> None:
         MixedDimEmbedding(10, 4, block_sizes=[4, 6], block_dims=[5, 1])
     with pytest.raises(ConfigError, match=r"'num_blocks' .* \[1, 3\]. Got 4"):
         MixedDimEmbedding(3, 4, num_blocks=4)
+
+
+# --------------------------------------------------------------------------- check_finite
+def _poison(base: nn.Module) -> None:
+    """Every floating parameter NaN: every output row is NaN."""
+    with torch.no_grad():
+        for p in base.parameters():
+            p.fill_(float("nan"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_finite_names_the_layer_and_the_ids(name: str) -> None:
+    base = build(name, check_finite=True)
+    assert base.check_finite and base.get_config()["check_finite"] is True
+    assert "check_finite=True" in repr(base)
+    ids = torch.tensor([[7, 2], [7, 9]])
+    finite = base(ids)  # a healthy layer passes
+    assert bool(torch.isfinite(finite).all())
+    _poison(base)
+    cls = type(base).__name__
+    with pytest.raises(NonFiniteError, match=rf"^{cls} produced NaN/inf from ids \[2, 7, 9\]\."):
+        base(ids)
+    silent = build(name)  # off by default: NaN flows through
+    assert silent.check_finite is False
+    _poison(silent)
+    assert bool(torch.isnan(silent(ids)).all())
+
+
+def test_check_finite_names_only_the_ids_at_fault() -> None:
+    lr = LowRankEmbedding(V, D, rank=2, check_finite=True)
+    with torch.no_grad():
+        lr.factor.weight[5, 0] = float("inf")
+    with pytest.raises(NonFiniteError, match=r"LowRankEmbedding produced NaN/inf from ids \[5\]"):
+        lr(torch.tensor([1, 5, 6, 5]))
+    q = QREmbedding(100, 4, num_buckets=10, check_finite=True)
+    with torch.no_grad():
+        q.tables[0].weight[3] = float("nan")  # the remainder row of ids 3, 13, 23, ...
+    with pytest.raises(NonFiniteError, match=r"from ids \[3, 43\]\. Lower the learning rate"):
+        q(torch.tensor([3, 4, 43, 44]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_check_finite_survives_save_and_load(name: str, tmp_path: Any) -> None:
+    base = build(name, check_finite=True)
+    save(base, tmp_path / "b.safetensors")
+    loaded = load(tmp_path / "b.safetensors")
+    assert loaded.check_finite is True
+    _poison(loaded)
+    with pytest.raises(NonFiniteError, match=r"produced NaN/inf from ids \[1\]"):
+        loaded(torch.tensor([1]))

@@ -147,3 +147,33 @@ def test_half_tables(dtype: torch.dtype) -> None:
 def test_half_keeps_int8_scales_in_float32() -> None:
     q = to_half(quantize(Embedding(10, 8)))
     assert q.scale.dtype == torch.float32 and q(torch.tensor([1])).dtype == torch.float16
+
+
+def test_check_finite_names_the_ids_of_an_overflowing_half_output(tmp_path: Any) -> None:
+    w = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    w[4] = 1e5  # finite in float32, beyond float16's 65504
+    q = to_half(QuantizedEmbedding.from_float(w, check_finite=True))
+    assert q.get_config()["check_finite"] is True and "check_finite=True" in repr(q)
+    assert bool(torch.isfinite(q(torch.tensor([0, 5]))).all())
+    with pytest.raises(
+        NonFiniteError, match=r"^QuantizedEmbedding produced NaN/inf from ids \[4\]\."
+    ):
+        q(torch.tensor([[1, 4], [4, 2]]))
+    save(q, tmp_path / "q.safetensors")
+    loaded = load(tmp_path / "q.safetensors")
+    assert loaded.check_finite is True
+    silent = to_half(QuantizedEmbedding.from_float(w))  # off by default
+    assert bool(torch.isinf(silent(torch.tensor([4]))).all())
+
+
+def test_check_finite_on_pooled_bags_and_carried_over_from_embedding() -> None:
+    emb = Embedding(6, 4, mode="sum", check_finite=True)
+    with torch.no_grad():
+        emb.weight[3] = 4e4  # two of these sum past float16's range
+    q = quantize(emb)
+    assert isinstance(q, QuantizedEmbedding) and q.check_finite is True
+    to_half(q)
+    bags = torch.tensor([[3, 3], [1, 2]])
+    with pytest.raises(NonFiniteError, match=r"produced NaN/inf from ids \[3\]\."):
+        q(bags)
+    assert q(torch.tensor([[3, 1]])).shape == (1, 4)

@@ -26,7 +26,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from synthembed._validation import check_choice, check_ids, check_int, check_integer_ids
+from synthembed._validation import (
+    check_choice,
+    check_ids,
+    check_int,
+    check_integer_ids,
+    check_output_finite,
+)
 from synthembed.errors import ConfigError, ShapeError
 from synthembed.io import register_savable
 from synthembed.layers.embedding import Embedding, pool_bags
@@ -52,6 +58,9 @@ class QuantizedEmbedding(nn.Module):
         mode: ``"sum"``, ``"mean"`` or ``"max"`` pooling over the last input
             dimension, or None for plain lookup.
         dtype: floating dtype of the dequantized output (default float32).
+        check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
+            NaN or infinity in an output (a float16 output overflows above 65504),
+            naming the layer and the ids.
 
     Shape:
         ``(*)`` long ids -> ``(*, embedding_dim)``; with ``mode``, ``(*, L)`` -> ``(*, D)``.
@@ -75,6 +84,7 @@ class QuantizedEmbedding(nn.Module):
         padding_idx: int | None = None,
         *,
         mode: Literal["sum", "mean", "max"] | None = None,
+        check_finite: bool = False,
         dtype: torch.dtype | None = None,
         device: Any = None,
     ) -> None:
@@ -94,6 +104,7 @@ class QuantizedEmbedding(nn.Module):
         self.embedding_dim = embedding_dim
         self.padding_idx = padding_idx
         self.mode = mode
+        self.check_finite = bool(check_finite)
         self.out_dtype = out_dtype
         self.register_buffer(
             "qweight",
@@ -113,6 +124,7 @@ class QuantizedEmbedding(nn.Module):
         padding_idx: int | None = None,
         *,
         mode: Literal["sum", "mean", "max"] | None = None,
+        check_finite: bool = False,
     ) -> QuantizedEmbedding:
         """Quantize a ``(V, D)`` float table row by row.
 
@@ -120,19 +132,20 @@ class QuantizedEmbedding(nn.Module):
             ShapeError: ``weight`` is not a 2-d floating tensor.
             NonFiniteError: ``weight`` holds NaN or infinity.
         """
-        from synthembed._validation import check_finite
+        from synthembed._validation import check_finite as check_all_finite
 
         if weight.dim() != 2 or not weight.is_floating_point():
             raise ShapeError(
                 f"quantize needs a 2-d floating (V, D) table; got shape {tuple(weight.shape)} "
                 f"and dtype {weight.dtype}."
             )
-        check_finite(weight, "The table to quantize")
+        check_all_finite(weight, "The table to quantize")
         layer = cls(
             int(weight.shape[0]),
             int(weight.shape[1]),
             padding_idx,
             mode=mode,
+            check_finite=check_finite,
             dtype=weight.dtype,
             device=weight.device,
         )
@@ -185,20 +198,24 @@ class QuantizedEmbedding(nn.Module):
         Raises:
             InvalidIndexError: ids outside ``[0, num_embeddings)``.
             ShapeError: non-integer ids.
+            NonFiniteError: NaN/inf in the output, with ``check_finite=True``.
         """
         owner = type(self).__name__
         ids = check_integer_ids(input, owner)
         check_ids(ids, self.num_embeddings, owner)
-        vectors = self._rows(ids.long())
-        if self.mode is None:
-            return vectors
-        if ids.dim() == 0:
+        if self.mode is not None and ids.dim() == 0:
             raise ShapeError(f"mode={self.mode!r} pools over the last dimension; got a 0-d id.")
-        valid = mask
-        if self.padding_idx is not None:
-            not_pad = ids != self.padding_idx
-            valid = not_pad if valid is None else valid & not_pad
-        return pool_bags(vectors, self.mode, None, valid)
+        ids = ids.long()
+        out = self._rows(ids)
+        if self.mode is not None:
+            valid = mask
+            if self.padding_idx is not None:
+                not_pad = ids != self.padding_idx
+                valid = not_pad if valid is None else valid & not_pad
+            out = pool_bags(out, self.mode, None, valid)
+        if self.check_finite:
+            check_output_finite(out, ids, owner)
+        return out
 
     def get_config(self) -> dict[str, Any]:
         """The JSON-safe arguments that rebuild this layer (buffers not included)."""
@@ -207,6 +224,7 @@ class QuantizedEmbedding(nn.Module):
             "embedding_dim": self.embedding_dim,
             "padding_idx": self.padding_idx,
             "mode": self.mode,
+            "check_finite": self.check_finite,
             "dtype": str(self.out_dtype).removeprefix("torch."),
         }
 
@@ -226,12 +244,16 @@ class QuantizedEmbedding(nn.Module):
             s += f", padding_idx={self.padding_idx}"
         if self.mode is not None:
             s += f", mode={self.mode!r}"
+        if self.check_finite:
+            s += ", check_finite=True"
         return s
 
 
 def _quantize_table(m: nn.Module) -> QuantizedEmbedding:
-    if isinstance(m, Embedding):
-        return QuantizedEmbedding.from_float(m.weight, m.padding_idx, mode=m.mode)
+    if isinstance(m, Embedding):  # keeps the table's check_finite
+        return QuantizedEmbedding.from_float(
+            m.weight, m.padding_idx, mode=m.mode, check_finite=m.check_finite
+        )
     if isinstance(m, nn.Embedding):
         return QuantizedEmbedding.from_float(m.weight, m.padding_idx)
     raise ConfigError(f"Only embedding tables can be quantized; got {type(m).__name__}.")

@@ -57,6 +57,7 @@ from synthembed._validation import (
     check_int,
     check_integer_ids,
     check_nonnegative_ids,
+    check_output_finite,
 )
 from synthembed.errors import ConfigError, ShapeError
 from synthembed.io import register_savable
@@ -166,11 +167,15 @@ class _CompressedBase(nn.Module):
     num_embeddings: int
     embedding_dim: int
     padding_idx: int | None
+    check_finite: bool
 
-    def _setup(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None) -> None:
+    def _setup(
+        self, num_embeddings: int, embedding_dim: int, padding_idx: int | None, check_finite: bool
+    ) -> None:
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.padding_idx = padding_idx
+        self.check_finite = bool(check_finite)
 
     @classmethod
     def _check_common(cls, num_embeddings: Any, embedding_dim: Any, padding_idx: Any) -> int | None:
@@ -194,11 +199,14 @@ class _CompressedBase(nn.Module):
         return ids
 
     def _finish(self, out: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Zero the padding positions: no output and, through the mask, no gradient."""
-        if self.padding_idx is None:
-            return out
-        keep = (ids != self.padding_idx).unsqueeze(-1).to(out.dtype)
-        return out * keep
+        """Zero the padding positions (no output and, through the mask, no gradient); with
+        ``check_finite``, raise on NaN/inf naming the ids that produced it."""
+        if self.padding_idx is not None:
+            keep = (ids != self.padding_idx).unsqueeze(-1).to(out.dtype)
+            out = out * keep
+        if self.check_finite:
+            check_output_finite(out, ids, type(self).__name__)
+        return out
 
     def _device(self) -> torch.device:
         tensors: list[torch.Tensor] = [*self.parameters(), *self.buffers()]
@@ -215,6 +223,7 @@ class _CompressedBase(nn.Module):
         floats = [t for t in (*self.parameters(), *self.buffers()) if t.is_floating_point()]
         dtype = floats[0].dtype if floats else torch.float32
         return {
+            "check_finite": self.check_finite,
             "dtype": str(dtype).removeprefix("torch."),
             "quantized": self._quantized_children(),
         }
@@ -239,6 +248,8 @@ class _CompressedBase(nn.Module):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         if self.padding_idx is not None:
             s += f", padding_idx={self.padding_idx}"
+        if self.check_finite:
+            s += ", check_finite=True"
         return s
 
 
@@ -297,6 +308,8 @@ class HashEmbedding(_CompressedBase):
         sparse: sparse gradients for the pool and importance tables.
         init_std: standard deviation of outputs at initialisation (1.0 like
             ``torch.nn.Embedding``).
+        check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
+            NaN or infinity in an output, naming the layer and the ids.
 
     Shape:
         ``(*)`` long ids -> ``(*, embedding_dim)``.
@@ -321,6 +334,7 @@ class HashEmbedding(_CompressedBase):
         seed: int = 0,
         sparse: bool = False,
         init_std: float = 1.0,
+        check_finite: bool = False,
         device: Any = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -340,7 +354,7 @@ class HashEmbedding(_CompressedBase):
         check_int(owner, "seed", seed, 0)
         check_float(owner, "init_std", init_std, 0.0, low_closed=False)
         super().__init__()
-        self._setup(num_embeddings, embedding_dim, padding_idx)
+        self._setup(num_embeddings, embedding_dim, padding_idx, check_finite)
         self.num_buckets = int(num_buckets)
         self.num_hashes = int(num_hashes)
         self.per_id_weights = num_weights is None
@@ -390,6 +404,7 @@ class HashEmbedding(_CompressedBase):
         Raises:
             InvalidIndexError: negative ids.
             ShapeError: non-integer ids.
+            NonFiniteError: NaN/inf in the output, with ``check_finite=True``.
         """
         ids = self._prepare(input)
         h = self.buckets(ids)  # (*, k)
@@ -508,6 +523,8 @@ class QREmbedding(_CompressedBase):
         seed: the hash for ids beyond capacity.
         sparse: sparse gradients for the tables.
         init_std: standard deviation of outputs at initialisation.
+        check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
+            NaN or infinity in an output, naming the layer and the ids.
 
     Shape:
         ``(*)`` long ids -> ``(*, embedding_dim)``.
@@ -535,6 +552,7 @@ class QREmbedding(_CompressedBase):
         seed: int = 0,
         sparse: bool = False,
         init_std: float = 1.0,
+        check_finite: bool = False,
         device: Any = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -575,7 +593,7 @@ class QREmbedding(_CompressedBase):
         check_int(owner, "seed", seed, 0)
         check_float(owner, "init_std", init_std, 0.0, low_closed=False)
         super().__init__()
-        self._setup(num_embeddings, embedding_dim, padding_idx)
+        self._setup(num_embeddings, embedding_dim, padding_idx, check_finite)
         if sizes is None:
             sizes = qr_partition_sizes(num_embeddings, num_partitions, num_buckets)
         self.sizes = [int(size) for size in sizes]
@@ -631,6 +649,7 @@ class QREmbedding(_CompressedBase):
         Raises:
             InvalidIndexError: negative ids.
             ShapeError: non-integer ids.
+            NonFiniteError: NaN/inf in the output, with ``check_finite=True``.
         """
         ids = self._prepare(input)
         parts = [table(d) for table, d in zip(self.tables, self.digits(ids))]
@@ -714,6 +733,8 @@ class DHEEmbedding(_CompressedBase):
         hash_range: m, each hash takes values in ``[0, m)`` (paper: 10**6).
         distribution: ``"uniform"`` or ``"gaussian"`` (k must be even).
         seed: selects the hash functions.
+        check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
+            NaN or infinity in an output, naming the layer and the ids.
 
     Shape:
         ``(*)`` long ids -> ``(*, embedding_dim)``.
@@ -739,6 +760,7 @@ class DHEEmbedding(_CompressedBase):
         hash_range: int = 1_000_000,
         distribution: DHEDistribution = "uniform",
         seed: int = 0,
+        check_finite: bool = False,
         device: Any = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -757,7 +779,7 @@ class DHEEmbedding(_CompressedBase):
             check_int(owner, "hidden_dims[i]", width, 1)
         check_int(owner, "seed", seed, 0)
         super().__init__()
-        self._setup(num_embeddings, embedding_dim, padding_idx)
+        self._setup(num_embeddings, embedding_dim, padding_idx, check_finite)
         self.num_hashes = int(num_hashes)
         self.hidden_dims = hidden
         self.hash_range = int(hash_range)
@@ -805,6 +827,7 @@ class DHEEmbedding(_CompressedBase):
         Raises:
             InvalidIndexError: negative ids.
             ShapeError: non-integer ids.
+            NonFiniteError: NaN/inf in the output, with ``check_finite=True``.
         """
         ids = self._prepare(input)
         first = self.mlp[0]
@@ -856,6 +879,8 @@ class LowRankEmbedding(_CompressedBase):
         rank: r (``1 <= r <= D``); default ``max(1, D // 8)``.
         sparse: sparse gradients for ``A``.
         init_std: standard deviation of outputs at initialisation.
+        check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
+            NaN or infinity in an output, naming the layer and the ids.
 
     Shape:
         ``(*)`` long ids -> ``(*, embedding_dim)``.
@@ -875,6 +900,7 @@ class LowRankEmbedding(_CompressedBase):
         rank: int | None = None,
         sparse: bool = False,
         init_std: float = 1.0,
+        check_finite: bool = False,
         device: Any = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -885,7 +911,7 @@ class LowRankEmbedding(_CompressedBase):
         check_int(owner, "rank", rank, 1, embedding_dim)
         check_float(owner, "init_std", init_std, 0.0, low_closed=False)
         super().__init__()
-        self._setup(num_embeddings, embedding_dim, padding_idx)
+        self._setup(num_embeddings, embedding_dim, padding_idx, check_finite)
         self.rank = int(rank)
         self.sparse = bool(sparse)
         self.init_std = float(init_std)
@@ -910,6 +936,7 @@ class LowRankEmbedding(_CompressedBase):
         Raises:
             InvalidIndexError: ids outside ``[0, num_embeddings)``.
             ShapeError: non-integer ids.
+            NonFiniteError: NaN/inf in the output, with ``check_finite=True``.
         """
         ids = self._prepare(input)
         return self._finish(self.projection(self.factor(ids)), ids)
@@ -981,6 +1008,8 @@ class MixedDimEmbedding(_CompressedBase):
             (each in ``[1, D]``), overriding the defaults.
         sparse: sparse gradients for the tables.
         init_std: standard deviation of outputs at initialisation.
+        check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
+            NaN or infinity in an output, naming the layer and the ids.
 
     Shape:
         ``(*)`` long ids -> ``(*, embedding_dim)``.
@@ -1010,6 +1039,7 @@ class MixedDimEmbedding(_CompressedBase):
         block_dims: Sequence[int] | None = None,
         sparse: bool = False,
         init_std: float = 1.0,
+        check_finite: bool = False,
         device: Any = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -1062,7 +1092,7 @@ class MixedDimEmbedding(_CompressedBase):
                     f"block_dims has {len(dims)} entries but there are {len(sizes)} blocks."
                 )
         super().__init__()
-        self._setup(V, D, padding_idx)
+        self._setup(V, D, padding_idx, check_finite)
         self.alpha = float(alpha)
         self.block_sizes: list[int] = list(sizes)
         self.block_dims: list[int] = list(dims)
@@ -1105,6 +1135,7 @@ class MixedDimEmbedding(_CompressedBase):
         Raises:
             InvalidIndexError: ids outside ``[0, num_embeddings)``.
             ShapeError: non-integer ids.
+            NonFiniteError: NaN/inf in the output, with ``check_finite=True``.
         """
         ids = self._prepare(input)
         flat = ids.reshape(-1)
