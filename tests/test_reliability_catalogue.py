@@ -801,6 +801,34 @@ def test_compressed_hash_more_hashes_than_buckets() -> None:
         HashEmbedding(20, 4, num_buckets=2, num_hashes=3)
 
 
+@pytest.mark.parametrize("name", sorted(COMPRESSED))
+def test_compressed_check_finite_names_layer_and_ids(name: str) -> None:
+    cls, options = COMPRESSED[name]
+    torch.manual_seed(0)
+    layer = cls(20, 4, check_finite=True, **options)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.fill_(float("nan"))
+    with (
+        unchanged(layer),
+        pytest.raises(NonFiniteError, match=rf"^{cls.__name__} produced NaN/inf from ids \[3, 5\]"),
+    ):
+        layer(torch.tensor([5, 3, 5]))
+
+
+def test_quantized_check_finite_names_ids() -> None:
+    from synthembed.quantize import QuantizedEmbedding, to_half
+
+    w = torch.zeros(4, 3)
+    w[2] = 1e5  # fine in float32, inf in a float16 output
+    layer = to_half(QuantizedEmbedding.from_float(w, check_finite=True))
+    with (
+        unchanged(layer),
+        pytest.raises(NonFiniteError, match=r"^QuantizedEmbedding produced NaN/inf from ids \[2\]"),
+    ):
+        layer(torch.tensor([0, 2]))
+
+
 # ================================================================ TabularEmbedding
 
 
@@ -862,6 +890,40 @@ def test_tabular_bad_batches(tab: TabularEmbedding, frame: Any) -> None:
         tab({**batch, "age": batch["age"][:2]})
     with unchanged(tab), pytest.raises(InvalidIndexError, match=r"id 99"):
         tab({**batch, "city": torch.tensor([0, 1, 99])})
+
+
+def test_tabular_bad_ids_name_the_column(tab: TabularEmbedding, frame: Any) -> None:
+    batch = tab.encode(frame)
+    with (
+        unchanged(tab),
+        pytest.raises(
+            InvalidIndexError,
+            match=r"^TabularEmbedding column 'city' got 1 id\(s\) outside the valid range \[0, ",
+        ),
+    ):
+        tab({**batch, "city": torch.tensor([0, 1, 99])})
+    with (
+        unchanged(tab),
+        pytest.raises(ShapeError, match=r"^TabularEmbedding column 'tags' got a boolean tensor"),
+    ):
+        tab({**batch, "tags": batch["tags"] > 0})
+
+
+def test_tabular_check_finite_names_column_and_ids(frame: Any) -> None:
+    torch.manual_seed(0)
+    layer = TabularEmbedding.from_frame(frame, embedding_dim=3, check_finite=True)
+    batch = layer.encode(frame)
+    b = layer.vocabs["city"].key_to_index["b"]
+    with torch.no_grad():
+        layer.embedders[0].weight[b] = float("inf")
+    with (
+        unchanged(layer),
+        pytest.raises(
+            NonFiniteError,
+            match=rf"^TabularEmbedding column 'city' produced NaN/inf from ids \[{b}\]",
+        ),
+    ):
+        layer(batch)
 
 
 def test_tabular_empty_frames(tab: TabularEmbedding, frame: Any) -> None:

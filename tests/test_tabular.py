@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from synthembed.errors import ConfigError, NonFiniteError, ShapeError, UnknownTokenError
+from synthembed.errors import (
+    ConfigError,
+    InvalidIndexError,
+    NonFiniteError,
+    ShapeError,
+    UnknownTokenError,
+)
 from synthembed.io import load, save
 from synthembed.layers.tabular import (
     CategoricalSpec,
@@ -315,3 +321,61 @@ def test_flights_benchmark_smoke_run_on_a_sample() -> None:
         assert 0.0 <= runs[0].auc <= 1.0 and runs[0].model_bytes > 0, name
     text = bench.report(results, "cmd", 2400, 600)
     assert "| mlp |" in text and "Reproduce: `cmd`" in text
+
+
+def test_bad_ids_in_a_batch_name_the_column(frame: pd.DataFrame) -> None:
+    layer = TabularEmbedding.from_frame(frame[["city", "genres", "age"]], embedding_dim=3)
+    batch = layer.encode(frame[["city", "genres", "age"]])
+    rows = len(layer.vocabs["city"])
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    with pytest.raises(
+        InvalidIndexError,
+        match=rf"^TabularEmbedding column 'city' got 1 id\(s\) outside the valid range "
+        rf"\[0, {rows - 1}\] \(smallest offending id 99, largest 99\)",
+    ):
+        layer({**batch, "city": torch.tensor([0, 1, 99, 2, 1])})
+    genres = batch["genres"].clone()
+    genres[1, 0] = -3
+    with pytest.raises(InvalidIndexError, match=r"^TabularEmbedding column 'genres' got 1 id.*-3"):
+        layer({**batch, "genres": genres})
+    with pytest.raises(ShapeError, match=r"^TabularEmbedding column 'city' got ids of dtype"):
+        layer({**batch, "city": batch["city"].float()})
+    after = layer.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_check_finite_names_the_column_and_the_ids(frame: pd.DataFrame, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    df = frame[["city", "genres", "age"]]
+    layer = TabularEmbedding.from_frame(
+        df,
+        numerical={"age": NumericalSpec(embedding="periodic")},
+        embedding_dim=3,
+        check_finite=True,
+    )
+    assert layer.get_config()["check_finite"] is True and "check_finite=True" in repr(layer)
+    batch = layer.encode(df)
+    assert bool(torch.isfinite(layer(batch)).all())
+    paris = layer.vocabs["city"].key_to_index["paris"]
+    table = layer.embedders[0]
+    with torch.no_grad():
+        table.weight[paris, 1] = float("nan")
+    with pytest.raises(
+        NonFiniteError,
+        match=rf"^TabularEmbedding column 'city' produced NaN/inf from ids \[{paris}\]\.",
+    ):
+        layer(batch)
+    with torch.no_grad():
+        table.weight[paris, 1] = 0.0
+        layer.embedders[2].linear.bias.fill_(float("inf"))  # the periodic embedding of 'age'
+    with pytest.raises(
+        NonFiniteError,
+        match=r"^TabularEmbedding column 'age' \(batch rows \[0, 1, 2, 3, 4\]\) produced NaN/inf\.",
+    ):
+        layer(batch)
+    save(layer, tmp_path / "t.safetensors")
+    assert load(tmp_path / "t.safetensors").check_finite is True
+    silent = TabularEmbedding.from_config({**layer.get_config(), "check_finite": False})
+    silent.load_state_dict(layer.state_dict())
+    assert bool(torch.isinf(silent(batch)).any())
+    legacy = {k: v for k, v in layer.get_config().items() if k != "check_finite"}
+    assert TabularEmbedding.from_config(legacy).check_finite is False

@@ -24,13 +24,21 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from synthembed._validation import check_choice, check_float, check_int, require
+from synthembed._validation import (
+    check_choice,
+    check_float,
+    check_ids,
+    check_int,
+    check_integer_ids,
+    check_output_finite,
+    require,
+)
 from synthembed.errors import ConfigError, NonFiniteError, ShapeError, UnknownTokenError
 from synthembed.io import register_savable
 from synthembed.layers.embedding import Embedding, PoolingMode
@@ -524,6 +532,9 @@ class TabularEmbedding(nn.Module):
 
     Args:
         columns: fitted column descriptions (from ``from_frame(...).get_config()``).
+        check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
+            NaN or infinity a column's embedding produces, naming the column and the
+            ids (categorical and multi-label columns) or batch rows (numerical ones).
 
     Shape:
         ``layer(layer.encode(df))``: ``(B, output_dim)`` for a frame of ``B`` rows.
@@ -537,7 +548,7 @@ class TabularEmbedding(nn.Module):
         (torch.Size([3, 10]), 10)
     """
 
-    def __init__(self, columns: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, columns: Sequence[Mapping[str, Any]], *, check_finite: bool = False) -> None:
         if not columns:
             raise ConfigError("TabularEmbedding needs at least one column; got none.")
         names = [c["name"] for c in columns]
@@ -545,6 +556,7 @@ class TabularEmbedding(nn.Module):
         if duplicates:
             raise ConfigError(f"TabularEmbedding got duplicate column names {duplicates}.")
         super().__init__()
+        self.check_finite = bool(check_finite)
         self.columns: list[dict[str, Any]] = [dict(c) for c in columns]
         self.vocabs: dict[str, Vocabulary] = {}
         self.embedders = nn.ModuleList()
@@ -590,6 +602,7 @@ class TabularEmbedding(nn.Module):
         scaling: Scaling = "minmax",
         numerical_embedding: NumericalEmbedding | None = None,
         separator: str | None = "|",
+        check_finite: bool = False,
     ) -> TabularEmbedding:
         """Fit vocabularies and scalers on a training frame and build the layer.
 
@@ -609,6 +622,7 @@ class TabularEmbedding(nn.Module):
             numerical_embedding: default numerical embedding: ``None``,
                 ``"periodic"`` or ``"piecewise_linear"``.
             separator: splits string cells of multi-label columns.
+            check_finite: see the class (raise on NaN/inf outputs, naming the column).
 
         Raises:
             ShapeError: a named column is missing, named twice, or of a kind that
@@ -680,7 +694,7 @@ class TabularEmbedding(nn.Module):
         columns = [
             cls._fit_column(name, df[name], specs[name]) for name in df.columns if name in specs
         ]
-        return cls(columns)
+        return cls(columns, check_finite=check_finite)
 
     @staticmethod
     def _fit_column(name: Any, series: Any, spec: Spec) -> dict[str, Any]:
@@ -872,7 +886,10 @@ class TabularEmbedding(nn.Module):
             Output: ``(B, output_dim)``.
 
         Raises:
-            ShapeError: a column missing from the batch, or columns of different lengths.
+            ShapeError: a column missing from the batch, columns of different lengths, or
+                non-integer ids in a categorical or multi-label column.
+            InvalidIndexError: ids outside a column's table; the message names the column.
+            NonFiniteError: with ``check_finite=True``, NaN/inf in a column's output.
         """
         if not isinstance(batch, Mapping):
             batch = self.encode(batch)
@@ -887,14 +904,37 @@ class TabularEmbedding(nn.Module):
             raise ShapeError(
                 f"TabularEmbedding got columns with different numbers of rows: {sizes}."
             )
+        # Every column's ids are checked before any lookup, with the column in the message
+        # (the tables would name only "Embedding").
+        for column, embedder in zip(self.columns, self.embedders):
+            if column["kind"] != "numerical":
+                owner = f"TabularEmbedding column {column['name']!r}"
+                ids = check_integer_ids(batch[column["name"]], owner)
+                table = cast(Embedding, embedder)  # categorical and multi-label columns
+                check_ids(ids, table.num_embeddings, owner)
         parts: list[torch.Tensor] = []
         for column, embedder in zip(self.columns, self.embedders):
             x = batch[column["name"]]
             if column["kind"] == "numerical":
-                parts.extend(self._numerical(column, embedder, x))
+                out = self._numerical(column, embedder, x)
+                if self.check_finite:
+                    self._check_numerical_output(column["name"], out[0])
+                parts.extend(out)
             else:
-                parts.append(embedder(x))
+                part = embedder(x)
+                if self.check_finite:
+                    check_output_finite(part, x, f"TabularEmbedding column {column['name']!r}")
+                parts.append(part)
         return torch.cat(parts, dim=-1)  # (B, output_dim)
+
+    @staticmethod
+    def _check_numerical_output(name: Any, out: torch.Tensor) -> None:
+        """NaN/inf from a numerical column (a learned periodic or piecewise-linear embedding):
+        the rows of the batch are named, as the column has no ids."""
+        bad = ~torch.isfinite(out)
+        if bool(bad.any()):
+            rows = torch.nonzero(bad.reshape(len(out), -1).any(-1)).reshape(-1)[:10].tolist()
+            check_output_finite(out, None, f"TabularEmbedding column {name!r} (batch rows {rows})")
 
     def _numerical(
         self, column: Mapping[str, Any], embedder: nn.Module, x: torch.Tensor
@@ -926,7 +966,11 @@ class TabularEmbedding(nn.Module):
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
         """The JSON-safe fitted columns (vocabularies and scaler parameters included)."""
-        return {"version": _CONFIG_VERSION, "columns": [dict(c) for c in self.columns]}
+        return {
+            "version": _CONFIG_VERSION,
+            "columns": [dict(c) for c in self.columns],
+            "check_finite": self.check_finite,
+        }
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TabularEmbedding:
@@ -937,8 +981,10 @@ class TabularEmbedding(nn.Module):
                 f"TabularEmbedding configuration version {version!r} is not supported; this "
                 f"synthembed reads version {_CONFIG_VERSION}."
             )
-        return cls(config["columns"])
+        # check_finite is absent from configurations saved before it existed.
+        return cls(config["columns"], check_finite=bool(config.get("check_finite", False)))
 
     def extra_repr(self) -> str:
         kinds = ", ".join(f"{c['name']}:{c['kind']}" for c in self.columns)
-        return f"output_dim={self.output_dim}, columns=[{kinds}]"
+        extra = ", check_finite=True" if self.check_finite else ""
+        return f"output_dim={self.output_dim}, columns=[{kinds}]{extra}"
