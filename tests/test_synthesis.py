@@ -330,3 +330,83 @@ def test_combination_low_rank_option() -> None:
     assert layer.synthesizer.combination_matrix is None
     for (name, p), q in zip(layer.named_parameters(), twin.parameters()):
         torch.testing.assert_close(q.grad, p.grad, atol=1e-6, rtol=1e-6, msg=name)
+
+
+# ---------------------------------------------------------------------- one synthesis per distinct id
+@pytest.mark.parametrize("rank", [None, 2])
+def test_deduplicated_combination_equals_the_plain_formula(rank: int | None) -> None:
+    # Repeated ids, a padding id, hidden (forced) positions, side features and a rate
+    # tensor: the fast path (distinct rows, fused blend) against the formula in plain torch.
+    side = features().double()
+    torch.manual_seed(0)
+    layer = SyntheticEmbeddingLayer(
+        V, D, side_features=side, padding_idx=0, train_synthetic_fraction=0.4, rank=rank
+    ).double()
+    ids = torch.randint(0, 8, (6, 9))
+    ids[0, :3] = 0
+    grad = torch.randn(6, 9, D, dtype=torch.float64)
+    rate = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(1)
+    out = layer(ids, synthesis_rate=rate)
+    out.backward(grad)
+
+    torch.manual_seed(1)
+    forced = (torch.rand(ids.shape) < 0.4) & (ids != 0)
+    assert forced.any() and (~forced & (ids != 0)).any()
+    w = layer.weight.detach().clone().requires_grad_()
+    synth = layer.synthesizer
+    params = {n: p.detach().clone().requires_grad_() for n, p in synth.named_parameters()}
+    r = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    rows = w[ids]
+    x = torch.cat([rows * (~forced).unsqueeze(-1), side[ids]], dim=-1)
+    c = params["combination_matrix"] if rank is None else params["factor_u"] @ params["factor_v"]
+    s = torch.sigmoid(x @ c + params["bias"]) * (ids != 0).unsqueeze(-1)
+    r_eff = torch.where(forced.unsqueeze(-1), torch.ones((), dtype=torch.float64), r)
+    ref = (1 - r_eff) * rows + r_eff * s
+    ref.backward(grad)
+
+    torch.testing.assert_close(out, ref)
+    assert torch.equal(layer.weight.grad[0], torch.zeros(D, dtype=torch.float64))  # padding row
+    torch.testing.assert_close(layer.weight.grad[1:], w.grad[1:])
+    for name, p in synth.named_parameters():
+        torch.testing.assert_close(p.grad, params[name].grad, msg=name)
+    torch.testing.assert_close(rate.grad, r.grad)
+
+
+@pytest.mark.parametrize("align", ["mse", "cosine"])
+def test_autoencoder_loss_on_distinct_rows_equals_the_loss_over_positions(align: str) -> None:
+    layer = build("autoencoder", True, align=align).double()
+    ids = torch.tensor([[1, 1, 1, 2], [3, 1, 2, 5]])
+    layer(ids)
+    deduplicated = layer.get_loss()
+    synth = layer.synthesizer
+    synth(ids, layer.base(ids), layer.side_features[ids])  # every position, no counts
+    torch.testing.assert_close(deduplicated, synth.aux_loss())
+
+
+def test_per_id_technique_sees_each_distinct_id_once_with_counts() -> None:
+    calls: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+
+    @register_technique("recorder")
+    class Recorder(Synthesizer):
+        deduplicate = True
+
+        def per_id(self) -> bool:
+            return self.deduplicate
+
+        def forward(self, index, rows, side, visible=None, counts=None):  # type: ignore[no-untyped-def]
+            calls.append((index.clone(), None if counts is None else counts.clone()))
+            return torch.zeros_like(rows)
+
+    try:
+        layer = SyntheticEmbeddingLayer(V, D, 0.5, technique="recorder")
+        ids = torch.tensor([[4, 2, 4], [9, 2, 4]])
+        out = layer(ids)
+        index, counts = calls[-1]
+        assert index.tolist() == [2, 4, 9] and counts is not None and counts.tolist() == [2, 3, 1]
+        torch.testing.assert_close(out, 0.5 * layer.base(ids))
+        layer.synthesizer.deduplicate = False  # the default: every position, no counts
+        torch.testing.assert_close(layer(ids), out)
+        assert torch.equal(calls[-1][0], ids) and calls[-1][1] is None
+    finally:
+        del TECHNIQUES["recorder"]

@@ -99,12 +99,17 @@ class Gan(Synthesizer):
             "align_weight": self.align_weight,
         }
 
+    def per_id(self) -> bool:
+        # Noise is drawn per batch position in training; in eval mode it is zero.
+        return not self.training
+
     def forward(
         self,
         index: torch.Tensor,
         rows: torch.Tensor,
         side: torch.Tensor | None,
         visible: torch.Tensor | None = None,
+        counts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         cond = side.to(rows.dtype) if side is not None else self.visible_rows(rows, visible)
         shape = (*cond.shape[:-1], self.noise_dim)
