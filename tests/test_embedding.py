@@ -645,3 +645,33 @@ def test_half_precision_and_inference_mode() -> None:
         assert torch.equal(big(ids), big.weight[ids])
     big(ids).sum().backward()
     assert float(big.weight.grad.sum()) == 4096 * 128
+
+
+def test_large_sparse_padding_gradients_match_torch_and_survive_buffer_reuse() -> None:
+    # 4096 x 64 = 2**18 gradient values: the kept rows go to a pooled buffer.
+    theirs, ours = _pair(3000, 64, padding_idx=7, sparse=True)
+    opt_t = torch.optim.SGD(theirs.parameters(), lr=0.1)
+    opt_o = torch.optim.SGD(ours.parameters(), lr=0.1)
+    held = None
+    for step in range(3):
+        gen = torch.Generator().manual_seed(step)
+        ids = torch.randint(0, 3000, (64, 64), generator=gen)
+        ids[torch.rand(64, 64, generator=gen) < 0.2] = 7
+        grad = torch.randn(64, 64, 64, generator=gen)
+        for layer, opt in ((theirs, opt_t), (ours, opt_o)):
+            opt.zero_grad(set_to_none=True)
+            layer(ids).backward(grad)
+        g_t, g_o = theirs.weight.grad, ours.weight.grad
+        assert torch.equal(g_o._indices(), g_t._indices())
+        assert torch.equal(g_o._values(), g_t._values())
+        if step == 0:  # a gradient the user keeps is never overwritten by later steps
+            held = (g_o, g_o._values().clone())
+        opt_t.step()
+        opt_o.step()
+        assert torch.equal(ours.weight, theirs.weight)
+    assert torch.equal(held[0]._values(), held[1])
+    # An upstream gradient with stride 0 (from .sum()) gives torch's values too.
+    theirs.weight.grad = ours.weight.grad = None
+    theirs(ids).sum().backward()
+    ours(ids).sum().backward()
+    assert torch.equal(ours.weight.grad._values(), theirs.weight.grad._values())
