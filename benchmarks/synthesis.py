@@ -297,7 +297,7 @@ def cold_start_check(epochs: int = 10) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--quick", action="store_true", help="small sizes, no results file")
     parser.add_argument(
         "--cold-start", action="store_true", help="also run the MovieLens cold-start check"

@@ -395,6 +395,14 @@ class SyntheticEmbeddingLayer(nn.Module):
     layer is exactly :class:`~synthembed.Embedding` (same initial weights under
     the same seed, same outputs, same gradients) at the same cost.
 
+    Speed: with integer ids, techniques whose rows depend on nothing but their
+    own id (``combination``, ``autoencoder``, ``manifold``; ``gan`` in eval mode,
+    see :meth:`~synthembed.synthesis.Synthesizer.per_id`) run once per distinct
+    id of the batch and the blended rows are copied back to every position; the
+    results equal the per-position computation up to float rounding. Batches of
+    real, heavy-tailed id streams repeat popular ids many times, so this is the
+    common case (``benchmarks/results/synthesis.md`` has the figures).
+
     Float input ``(*, input_dim)`` is a soft lookup: the base row is ``x @ W``,
     the side features ``x @ side_features``, and the synthesizer works on those
     (the manifold technique on ``x @ coordinates``). This is the multi-modal
