@@ -21,10 +21,29 @@ from synthembed.vocab import Vocabulary
 WORDS = ["the", "cat", "Dog", "naïve", "x"]
 
 
-@pytest.fixture(params=["one block", "tiny blocks"])
+HAS_ARROW = P._arrow_modules() is not None
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(
+            "one block",
+            marks=pytest.mark.skipif(not HAS_ARROW, reason="pyarrow is not installed"),
+        ),
+        pytest.param(
+            "tiny blocks",
+            marks=pytest.mark.skipif(not HAS_ARROW, reason="pyarrow is not installed"),
+        ),
+        "numpy",
+        "numpy tiny blocks",
+    ]
+)
 def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with the whole file in one block and with lines split across 7-byte reads."""
-    if request.param == "tiny blocks":
+    """Run a test on both fast parsers (pyarrow's, numpy's fallback), each with the whole
+    file in one block and with lines split across 7-byte reads."""
+    if "numpy" in request.param:
+        monkeypatch.setattr(P, "_ARROW", False)
+    if "tiny" in request.param:
         monkeypatch.setattr(P, "_BLOCK", 7)
     return str(request.param)
 
@@ -102,6 +121,49 @@ def test_many_blocks_and_limit(
     assert torch.equal(part.vectors, v.vectors[:7])
     save_vectors(v, tmp_path / "b.bin", format="word2vec-binary")
     assert torch.equal(_load(tmp_path / "b.bin", limit=5).vectors, v.vectors[:5])
+
+
+def test_fast_parsers_agree_with_python_floats(tmp_path: Path, parser: str) -> None:
+    # Varied number spellings; the result must equal Python's float() rounded to float32.
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(60):
+        values = rng.normal(0, 10.0 ** rng.integers(-6, 6), size=5)
+        spelled = [f"{x:.{rng.integers(0, 9)}f}" if i % 3 else f"{x:.6e}" for x in values]
+        rows.append(f"w{i} " + " ".join(spelled))
+    rows[7] = "w7 1. .5 -0 +2 1E3"
+    path = _write(tmp_path / "n.txt", ("\n".join(rows) + "\n").encode())
+    got = _load(path)
+    expected = np.array([[float(x) for x in r.split(" ")[1:]] for r in rows], dtype=np.float32)
+    np.testing.assert_array_equal(got.vectors.numpy(), expected)
+    assert got.words == [f"w{i}" for i in range(60)]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # Line 2 one value short and line 3 one long: the block's total count is right.
+        (b"a 1 2\nb 3\nc 1 1 1\nd 0 0\n", "line 2 has 1 values after the word 'b'"),
+        # Two spaces: the line has two separators but one value.
+        (b"a 1 2\nb  3\nc 1 1\n", "line 2 has the non-numeric value '' in column 2"),
+        (b"a 1 2\nb 3\t4\nc 1 1\n", "line 2 has 1 values after the word 'b'"),
+        (b"a 1 2\nb 0x10 4\nc 1 1\n", "line 2 has the non-numeric value '0x10'"),
+        (b"a 1 2\nb inf 4\nc 1 1\n", "line 2 has the non-finite value 'inf'"),
+        (b'a 1 2\nb "3" 4\nc 1 1\n', "line 2 has the non-numeric value '\"3\"'"),
+    ],
+)
+def test_fast_parse_rejects_what_the_exact_reader_rejects(
+    tmp_path: Path, parser: str, data: bytes, message: str
+) -> None:
+    with pytest.raises(FileFormatError, match=message):
+        _load(_write(tmp_path / "bad.txt", data))
+
+
+def test_limit_zero_and_limit_inside_a_block(tmp_path: Path, parser: str) -> None:
+    path = _write(tmp_path / "g.txt", b"a 1 2\nb 3 4\nc 5 6\nd 7 oops\n")
+    assert len(_load(path, limit=0)) == 0
+    two = _load(path, limit=2)  # the bad line after the limit is never read as a vector
+    assert two.words == ["a", "b"] and two.vectors.tolist() == [[1.0, 2.0], [3.0, 4.0]]
 
 
 def test_reads_gensim_files_and_gensim_reads_ours(tmp_path: Path) -> None:

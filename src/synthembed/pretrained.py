@@ -75,7 +75,10 @@ _ERRORS = ("raise", "skip")
 _INITS = ("normal", "zeros", "mean")
 # Bytes of text parsed per fast-path call: small, so the parser's working memory stays a
 # few MiB next to the result (peak memory at parity with gensim's line-by-line reader).
-_BLOCK = 64 * 1024
+# The pyarrow path takes 256 KiB (its per-call cost is larger; its working memory is ~6x
+# the block); numpy's loadtxt path keeps 64 KiB blocks.
+_BLOCK = 256 * 1024
+_NUMPY_BLOCK = 64 * 1024
 _PEEK = 64 * 1024
 _CACHE_FORMAT = "synthembed.vectors-cache"
 _CACHE_VERSION = 1
@@ -436,13 +439,134 @@ def _parse_line_slow(line: bytes, dim: int) -> tuple[str, np.ndarray] | None:
     return word, values
 
 
-def _fast_parse(block: bytes, dim: int, nrows: int | None) -> tuple[list[str], np.ndarray] | None:
+_ARROW: Any = None  # (pyarrow, pyarrow.compute) once imported; False when not installed
+
+
+def _arrow_modules() -> Any:
+    """pyarrow and pyarrow.compute when installed (the fast number parser), else None."""
+    global _ARROW
+    if _ARROW is None:
+        try:
+            import pyarrow
+            import pyarrow.compute
+
+            _ARROW = (pyarrow, pyarrow.compute)
+        except ImportError:
+            _ARROW = False
+    return _ARROW or None
+
+
+_COUNTING = np.arange(0, dtype=np.int64)
+
+
+def _counting(n: int) -> np.ndarray:
+    """``np.arange(n)``, from a cached array (one allocation per file, not per block)."""
+    global _COUNTING
+    if len(_COUNTING) < n:
+        _COUNTING = np.arange(max(n, 2 * len(_COUNTING)), dtype=np.int64)
+    return _COUNTING[:n]
+
+
+def _fast_parse_arrow(
+    block: bytes, dim: int, nrows: int | None, arrow: Any
+) -> tuple[list[str], np.ndarray] | None:
+    """Parse a block of complete lines with a few numpy passes and one C++ number parse.
+
+    Strictly ``word v1 ... vD\\n`` per line with single spaces; anything else returns
+    None (the caller then takes the exact line-by-line path, which names the problem).
+
+    1. The separators (bytes <= 0x20) are located in one numpy pass; there must be
+       ``dim + 1`` per line, ``dim`` spaces then a newline (the field count of every line
+       is checked exactly, not only in total).
+    2. The words (up to each line's first space) are decoded one per line.
+    3. In a copy of the block each word's bytes are overwritten with ``'0'``, then every
+       space and newline is deleted (``bytes.translate``): the tokens lie back to back, and
+       token ``k`` ends at ``S[k] - k`` where ``S[k]`` is its separator's position.
+    4. Those offsets and bytes form an Arrow binary array that ``pyarrow.compute.cast``
+       parses to float32 in C++ (correctly rounded); column 0 (the zeroed words) is dropped.
+    """
+    pa, pc = arrow
+    data = np.frombuffer(block, dtype=np.uint8)
+    seps = np.flatnonzero(data <= 32)  # (n_lines * (dim + 1),)
+    width = dim + 1
+    n_lines = len(seps) // width
+    if n_lines == 0 or n_lines * width != len(seps) or len(block) >= 2**31:
+        return None
+    grid = seps.reshape(n_lines, width)  # (L, D + 1): D spaces, then the newline
+    kinds = data[grid]
+    if not (kinds[:, :dim] == 32).all() or not (kinds[:, dim] == 10).all():
+        return None
+    if nrows is not None and n_lines > nrows:
+        n_lines = nrows
+        grid = grid[:n_lines]
+        seps = seps[: n_lines * width]
+        block = block[: int(grid[-1, dim]) + 1]
+    starts = np.empty(n_lines, dtype=np.int64)  # first byte of each line
+    starts[0] = 0
+    starts[1:] = grid[:-1, dim] + 1
+    word_ends = grid[:, 0]
+    lengths = word_ends - starts
+    if not lengths.all():  # a line starting with a space: empty word
+        return None
+    try:
+        words = [block[a:b].decode("utf-8") for a, b in zip(starts.tolist(), word_ends.tolist())]
+    except UnicodeDecodeError:
+        return None
+    work = bytearray(block)
+    view = np.frombuffer(work, dtype=np.uint8)
+    # Every byte of every word: line start + 0 .. length - 1.
+    before = np.cumsum(lengths) - lengths
+    view[np.repeat(starts - before, lengths) + np.arange(int(lengths.sum()))] = 48  # b"0"
+    packed = work.translate(None, b" \n")
+    offsets = np.empty(len(seps) + 1, dtype=np.int32)
+    offsets[0] = 0
+    np.subtract(seps, _counting(len(seps)), out=offsets[1:], casting="unsafe")
+    tokens = pa.Array.from_buffers(
+        pa.binary(), len(seps), [None, pa.py_buffer(offsets), pa.py_buffer(packed)]
+    )
+    try:
+        # The system allocator: Arrow's default (mimalloc) keeps freed blocks mapped, ~5 MiB
+        # of peak memory here.
+        parsed = pc.cast(tokens, pa.float32(), memory_pool=pa.system_memory_pool())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    # The result has no nulls: its data buffer is the values (to_numpy would import pandas).
+    flat = np.frombuffer(
+        parsed.buffers()[1], dtype=np.float32, count=len(seps), offset=4 * parsed.offset
+    )
+    values = flat.reshape(n_lines, width)[:, 1:]
+    if not np.isfinite(values).all():
+        return None
+    return words, values
+
+
+def _fast_parse(
+    block: bytes, dim: int, nrows: int | None
+) -> tuple[list[str], np.ndarray, bool] | None:
     """Parse a block of complete lines, numbers in C; None when anything looks off (then go slow).
 
-    The words are split off per line; the numbers are parsed by numpy's C reader
-    (``np.loadtxt``) straight into float32. A short line makes the reader fail; a
-    long one is caught by the count of separators, which must be ``dim`` per line.
+    With pyarrow installed, see :func:`_fast_parse_arrow`. Otherwise the words are
+    split off per line and the numbers are parsed by numpy's C reader (``np.loadtxt``)
+    straight into float32. A short line makes the reader fail; a long one is caught by
+    the count of separators, which must be ``dim`` per line.
+
+    Returns:
+        ``(words, values, one_row_per_line)``; the flag says that the block held exactly
+        ``len(words)`` lines (no blank line dropped), so the caller need not count them.
     """
+    arrow = _arrow_modules()
+    if arrow is not None:
+        whole = block if block.endswith(b"\n") else block + b"\n"  # a last line without one
+        got = _fast_parse_arrow(whole, dim, nrows, arrow)
+        if got is not None:
+            return got[0], got[1], True
+        if b"\n\n" not in whole and not whole.startswith(b"\n"):
+            return None
+        lines = [ln for ln in whole.split(b"\n") if ln]  # blank lines are allowed and skipped
+        if not lines:
+            return [], np.empty((0, dim), dtype=np.float32), False
+        got = _fast_parse_arrow(b"\n".join(lines) + b"\n", dim, nrows, arrow)
+        return None if got is None else (got[0], got[1], False)
     lines = block.split(b"\n")
     if lines and not lines[-1]:
         lines.pop()
@@ -453,7 +577,7 @@ def _fast_parse(block: bytes, dim: int, nrows: int | None) -> tuple[list[str], n
         lines = lines[:nrows]
         block = b"\n".join(lines) + b"\n"
     if not lines:
-        return [], np.empty((0, dim), dtype=np.float32)
+        return [], np.empty((0, dim), dtype=np.float32), False
     if block.count(b" ") != len(lines) * dim:
         return None
     try:
@@ -477,7 +601,7 @@ def _fast_parse(block: bytes, dim: int, nrows: int | None) -> tuple[list[str], n
         return None
     if values.shape != (len(words), dim) or not np.isfinite(values).all():
         return None
-    return words, values
+    return words, values, False
 
 
 def _read_text(
@@ -530,46 +654,37 @@ def _read_text(
     rows = _Rows(dim, capacity)
     words: list[str] = []
     skipped: Counter[str] = Counter()
-    carry = b""
-    eof = False
-    while not eof and (limit is None or rows.n < limit):
-        data = reader.read(_BLOCK)
-        if not data:
-            eof = True
-            piece, carry = carry, b""
-            if not piece.strip():
-                break
-            truncated = True
-        else:
-            buf = carry + data if carry else data
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                carry = buf
-                continue
-            piece, carry = buf[: cut + 1], buf[cut + 1 :]
-            truncated = False
+    normalise = False
+    block_size = _BLOCK if _arrow_modules() is not None else min(_BLOCK, _NUMPY_BLOCK)
+    blocks = _text_blocks(reader, block_size) if limit != 0 else iter(())
+    for piece, last in blocks:
         remaining = None if limit is None else limit - rows.n
         first_line = line_no + 1
-        n_lines = piece.count(b"\n") + (0 if piece.endswith(b"\n") else 1)
-        fast_input = piece
-        if b"\r" in fast_input:
-            fast_input = fast_input.replace(b"\r\n", b"\n")
-        if b" \n" in fast_input:  # word2vec's C tool and fastText end lines with a space
-            fast_input = fast_input.replace(b" \n", b"\n")
-        fast = _fast_parse(fast_input, dim, remaining)
+        fast = _fast_parse(_normalise_ends(piece) if normalise else piece, dim, remaining)
+        if fast is None and not normalise and (b"\r" in piece or b" \n" in piece):
+            # CRLF line ends, or a space before the newline (word2vec's C tool, fastText):
+            # normalised from this block on (checked once a block fails, not on every block).
+            normalise = True
+            fast = _fast_parse(_normalise_ends(piece), dim, remaining)
+        exact_lines = False
         if fast is not None:
-            got_words, values = fast
+            got_words, values, exact_lines = fast
             if got_words:
                 rows.add(values, source)
                 words.extend(got_words)
         else:
             slow_words, slow_values = _slow_block(
-                piece, dim, first_line, remaining, errors, source, skipped, truncated, eof
+                piece, dim, first_line, remaining, errors, source, skipped, last, last
             )
             if slow_words:
                 rows.add(np.stack(slow_values), source)
                 words.extend(slow_words)
-        line_no += n_lines
+        if exact_lines:
+            line_no += len(got_words)
+        else:
+            line_no += piece.count(b"\n") + (0 if piece.endswith(b"\n") else 1)
+        if limit is not None and rows.n >= limit:
+            break
     if promised is not None and limit is None and rows.n != promised:
         message = (
             f"{source}: the header promises {promised} vectors but the file holds {rows.n}"
@@ -580,6 +695,35 @@ def _read_text(
             raise FileFormatError(message)
         warnings.warn(message, stacklevel=3)
     return words, rows.finish(), skipped
+
+
+def _text_blocks(reader: _Reader, block_size: int) -> Iterator[tuple[bytes, bool]]:
+    """The stream as blocks of whole lines: ``(piece, last)``; ``last`` marks a final line
+    without a newline (a whitespace-only tail is dropped)."""
+    carry = b""
+    while True:
+        data = reader.read(block_size)
+        if not data:
+            if carry.strip():
+                yield carry, True
+            return
+        cut = data.rfind(b"\n")  # the carry is part of one line: it holds no newline
+        if cut < 0:
+            carry += data
+            continue
+        # One copy of the block's bytes (memoryview: no intermediate slice).
+        piece = carry + memoryview(data)[: cut + 1] if carry else data[: cut + 1]
+        carry = data[cut + 1 :]
+        yield piece, False
+
+
+def _normalise_ends(piece: bytes) -> bytes:
+    """``\\r\\n`` and ``" \\n"`` line ends as plain ``\\n``."""
+    if b"\r" in piece:
+        piece = piece.replace(b"\r\n", b"\n")
+    if b" \n" in piece:
+        piece = piece.replace(b" \n", b"\n")
+    return piece
 
 
 def _slow_block(
@@ -705,7 +849,14 @@ def _check_duplicates(
     locate: Any,
 ) -> tuple[list[str], np.ndarray]:
     """Find repeated words; returns the words and rows to keep."""
-    if len(set(words)) == len(words):
+    # Sorted 64-bit hashes (8 bytes a word) rule out repeats without a set of every word
+    # (~40 bytes a word at the moment of peak memory); equal hashes get the exact check.
+    hashes = np.fromiter(map(hash, words), dtype=np.int64, count=len(words))
+    hashes.sort()
+    if not (hashes[1:] == hashes[:-1]).any():
+        return words, values
+    del hashes
+    if len(set(words)) == len(words):  # a hash collision, no repeat
         return words, values
     first_seen: dict[str, int] = {}
     dupes: list[int] = []
