@@ -675,3 +675,14 @@ def test_large_sparse_padding_gradients_match_torch_and_survive_buffer_reuse() -
     theirs(ids).sum().backward()
     ours(ids).sum().backward()
     assert torch.equal(ours.weight.grad._values(), theirs.weight.grad._values())
+
+
+@pytest.mark.filterwarnings("ignore:The given NumPy array is not writable")
+def test_max_norm_on_a_weight_over_a_read_only_numpy_array_matches_torch() -> None:
+    array = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
+    array.setflags(write=False)
+    ours = Embedding(50, 16, max_norm=1.0, _weight=torch.from_numpy(array))
+    theirs = nn.Embedding(50, 16, max_norm=1.0, _weight=torch.from_numpy(array.copy()))
+    ids = torch.randint(0, 50, (30,))
+    assert torch.equal(ours(ids), theirs(ids))
+    assert torch.equal(ours.weight, theirs.weight)

@@ -186,16 +186,20 @@ def _renorm_gathered(
     if not over.any():
         return
     out_np, ids_np = out.numpy(), ids.numpy()
-    table = weight.detach().numpy()
     if over.all():
         out_np *= (max_norm / (n.astype(np.float64) + 1e-7)).astype(n.dtype)[:, None]
-        table[ids_np] = out_np  # duplicate ids write identical rows
+        where, rows = ids_np, out_np  # duplicate ids write identical rows
     else:
         pos = np.flatnonzero(over)  # (K,)
         factor = (max_norm / (n[pos].astype(np.float64) + 1e-7)).astype(n.dtype)
         rows = out_np[pos] * factor[:, None]  # (K, D)
         out_np[pos] = rows
-        table[ids_np[pos]] = rows
+        where = ids_np[pos]
+    table = weight.detach().numpy()
+    if not table.flags.writeable:  # a read-only numpy array behind the weight: torch writes
+        weight.index_copy_(0, torch.from_numpy(where), torch.from_numpy(rows))
+        return
+    table[where] = rows
     # Written through numpy: tell autograd the table changed, as an in-place torch op does.
     torch.autograd.graph.increment_version(weight)
 
