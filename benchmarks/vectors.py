@@ -69,7 +69,9 @@ def worker(kind: str, path: str, cache_dir: str) -> None:
 
         def run() -> int:
             v = load_vectors(path, cache=cache, cache_dir=cache_dir)
-            float(v.vectors[-1].sum())  # touch the data: a memory map must really be read
+            # Touch the data (a memory map's last page must really be read); numpy, not a
+            # torch op, which would start torch's thread pool inside the measurement.
+            float(v.vectors.numpy()[-1].sum())
             return len(v)
 
     before = _status_kb("VmRSS")
