@@ -289,7 +289,7 @@ class _Expand(torch.autograd.Function):
 
 
 class _Blend(torch.autograd.Function):
-    """Autograd wrapper of :func:`_blend_rows` / :func:`_blend_backward`."""
+    """Autograd wrapper of :func:`~synthembed.synthesis.base.blend_rows` / ``blend_backward``."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -796,6 +796,7 @@ class SyntheticEmbeddingLayer(nn.Module):
             self.synthesizer.per_id()
             and not getattr(self.base, "scale_grad_by_freq", False)
             and not torch.compiler.is_compiling()
+            and not torch._C._are_functorch_transforms_active()  # ids are read as numbers
         )
 
     def _blend_unique(
@@ -887,7 +888,7 @@ class SyntheticEmbeddingLayer(nn.Module):
             r_eff = r_eff.to(rows.dtype)
         # lerp = (1 - r) * rows + r * syn in one pass (exactly rows at r = 0, syn at r = 1).
         if (
-            (isinstance(r_eff, float) or r_eff.dim() == 0)
+            (not isinstance(r_eff, torch.Tensor) or r_eff.dim() == 0)
             and syn.shape == rows.shape
             and not torch.compiler.is_compiling()
         ):
