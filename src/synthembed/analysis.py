@@ -2,15 +2,19 @@
 
 Search is exact cosine similarity done as a batched matrix product with a top-k,
 over the rows normalised once and cached (:meth:`Vectors.unit_vectors`), in
-chunks of queries so the score matrix stays small. For very many queries an
-approximate index (:class:`ApproximateIndex`, faiss HNSW from the ``ann`` extra)
-trades a little recall for much more speed.
+chunks of queries so the score matrix stays small; on CPUs with native bfloat16
+the candidates come from a bfloat16 product and are rescored in float32, with a
+worst-case error bound that keeps the result exact. For very many queries an
+approximate index (:class:`ApproximateIndex`: faiss IVF-Flat with ``nprobe``
+calibrated to a recall goal, or HNSW; the ``ann`` extra) trades a little recall
+for much more speed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -401,9 +405,17 @@ class ApproximateIndex:
             hits = [len(w & (set(r) - {int(q)})) for w, r, q in zip(wanted, got.tolist(), rows)]
             recall = sum(hits) / (k * len(wanted))
             if recall >= target_recall or nprobe >= self.nlist:
+                nprobe = min(nprobe, self.nlist)
                 self.calibrated_recall = recall
                 logger.info("ApproximateIndex: nprobe=%d gives recall@%d %.3f", nprobe, k, recall)
-                return min(nprobe, self.nlist)
+                if nprobe * 4 > self.nlist:
+                    warnings.warn(
+                        f"ApproximateIndex: recall {target_recall} needs nprobe={nprobe} of "
+                        f"{self.nlist} cells: these vectors have little neighbourhood structure "
+                        "and exact search (most_similar without index=) is likely faster.",
+                        stacklevel=3,
+                    )
+                return nprobe
             nprobe *= 2
 
     @property
