@@ -159,6 +159,22 @@ def test_fast_parse_rejects_what_the_exact_reader_rejects(
         _load(_write(tmp_path / "bad.txt", data))
 
 
+@pytest.mark.parametrize("fmt", ["glove", "word2vec-binary"])
+def test_rows_in_huge_page_mapping(
+    tmp_path: Path, parser: str, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    # Every array goes through the mmap path (the 8 MiB threshold lowered to 0).
+    monkeypatch.setattr(P, "_HUGE_PAGE_MIN_BYTES", 0)
+    v = _vectors(n=5, dim=3)
+    save_vectors(v, tmp_path / "v.txt", format=fmt)  # type: ignore[arg-type]
+    got = _load(tmp_path / "v.txt")
+    assert torch.equal(got.vectors, v.vectors) and got.vectors.dtype == torch.float32
+    got.vectors[0, 0] = 7.0  # a writable tensor, as from np.empty
+    assert float(got["the"][0]) == 7.0
+    array = P._allocate_rows(4, 2)
+    assert array.shape == (4, 2) and array.dtype == np.float32 and array.flags.writeable
+
+
 def test_limit_zero_and_limit_inside_a_block(tmp_path: Path, parser: str) -> None:
     path = _write(tmp_path / "g.txt", b"a 1 2\nb 3 4\nc 5 6\nd 7 oops\n")
     assert len(_load(path, limit=0)) == 0
