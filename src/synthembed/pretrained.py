@@ -221,12 +221,16 @@ class Vectors:
         if self._unit is None or self._unit[0] != key:
             vecs = t.detach().float()
             norms = vecs.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            self._unit = (key, vecs / norms)
+            # Huge pages: every search streams through these rows (fewer TLB misses).
+            unit = _huge_empty((vecs.shape[0], vecs.shape[1]), torch.float32)
+            torch.div(vecs, norms, out=unit)
+            self._unit = (key, unit)
             self._unit_low = {}
         if dtype == torch.float32:
             return self._unit[1]
         if dtype not in self._unit_low:
-            self._unit_low[dtype] = self._unit[1].to(dtype)
+            low = _huge_empty((t.shape[0], t.shape[1]), dtype)
+            self._unit_low[dtype] = low.copy_(self._unit[1])
         return self._unit_low[dtype]
 
     def most_similar(self, query: Any, k: int = 10, **options: Any) -> Any:
@@ -372,27 +376,41 @@ def _detect(reader: _Reader) -> str:
 _HUGE_PAGE_MIN_BYTES = 8 * 1024 * 1024
 
 
-def _allocate_rows(n: int, dim: int) -> np.ndarray:
-    """An uninitialised ``(n, dim)`` float32 array, in transparent huge pages when possible.
+def _huge_page_region(size: int) -> mmap.mmap | None:
+    """An anonymous private mapping of ``size`` bytes advised ``MADV_HUGEPAGE``, or None.
 
-    A large array is filled page by page as rows are parsed; with 4 KiB pages the first
-    touch of 114 MiB costs ~0.2 s of page faults here (a sixth of a 100,000 x 300 parse),
-    with 2 MiB pages ~0.01 s. numpy's own allocation is not 2 MiB-aligned, so it is
-    backed by an anonymous private mapping advised ``MADV_HUGEPAGE`` (Linux; elsewhere,
-    or for small arrays, ``np.empty``).
+    A large buffer is written page by page; with 4 KiB pages the first touch of 114 MiB
+    costs ~0.2 s of page faults here, with 2 MiB pages ~0.01 s. numpy's and torch's own
+    allocations are not 2 MiB-aligned, so they rarely get huge pages. None for small
+    sizes and where the platform lacks the flags (then allocate as usual).
     """
-    size = n * dim * 4
     advice = getattr(mmap, "MADV_HUGEPAGE", None)
     flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
-    if size >= _HUGE_PAGE_MIN_BYTES and advice is not None and flags:
-        try:
-            region = mmap.mmap(-1, size, flags=flags)
-            region.madvise(advice)
-        except (OSError, ValueError):
-            pass
-        else:
-            return np.frombuffer(region, dtype=np.float32, count=n * dim).reshape(n, dim)
-    return np.empty((n, dim), dtype=np.float32)
+    if size < _HUGE_PAGE_MIN_BYTES or advice is None or not flags:
+        return None
+    try:
+        region = mmap.mmap(-1, size, flags=flags)
+        region.madvise(advice)
+    except (OSError, ValueError):
+        return None
+    return region
+
+
+def _allocate_rows(n: int, dim: int) -> np.ndarray:
+    """An uninitialised ``(n, dim)`` float32 array, in transparent huge pages when large."""
+    region = _huge_page_region(n * dim * 4)
+    if region is None:
+        return np.empty((n, dim), dtype=np.float32)
+    return np.frombuffer(region, dtype=np.float32, count=n * dim).reshape(n, dim)
+
+
+def _huge_empty(shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised 2-d CPU tensor, in transparent huge pages when large (see above)."""
+    n = shape[0] * shape[1]
+    region = _huge_page_region(n * torch.empty((), dtype=dtype).element_size())
+    if region is None:
+        return torch.empty(shape, dtype=dtype)
+    return torch.frombuffer(region, dtype=dtype, count=n).view(shape)
 
 
 class _Rows:
