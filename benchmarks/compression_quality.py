@@ -400,7 +400,7 @@ def to_markdown(
     full_recall = statistics.mean(r["recall"] for r in full)
     full_ndcg = statistics.mean(r["ndcg"] for r in full)
     if tuned:
-        budget = "per-model hyper-parameters tuned on the validation part of seed 0 (column hp)"
+        budget = "Per-model hyper-parameters tuned on the validation part of seed 0 (column hp)"
     else:
         budget = f"BPR ({'default' if epochs is None else epochs} epochs, default lr and L2)"
     spread = len(seeds) > 1
