@@ -49,7 +49,13 @@ from synthembed.quantize import QuantizedEmbedding, quantize
 from synthembed.vocab import EncodedBatch, Vocabulary
 
 if TYPE_CHECKING:
-    from synthembed.analysis import analogy, evaluate_analogies, evaluate_similarity, most_similar
+    from synthembed.analysis import (
+        ApproximateIndex,
+        analogy,
+        evaluate_analogies,
+        evaluate_similarity,
+        most_similar,
+    )
     from synthembed.encoders import EmbeddingEncoder
     from synthembed.extract import AutoencoderEmbedder, extract
     from synthembed.pretrained import CoverageReport, Vectors, align, load_vectors, save_vectors
@@ -66,6 +72,7 @@ _LAZY = {
     "load_vectors": "synthembed.pretrained",
     "save_vectors": "synthembed.pretrained",
     "most_similar": "synthembed.analysis",
+    "ApproximateIndex": "synthembed.analysis",
     "analogy": "synthembed.analysis",
     "evaluate_similarity": "synthembed.analysis",
     "evaluate_analogies": "synthembed.analysis",
@@ -94,6 +101,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "TECHNIQUES",
+    "ApproximateIndex",
     "AutoencoderEmbedder",
     "CategoricalSpec",
     "ConfigError",
