@@ -1,5 +1,9 @@
 """Crash-safe saving: a process SIGKILLed mid-save never damages the previous file.
 
+The savers covered are :func:`synthembed.io.save` (an embedding layer),
+:meth:`Vocabulary.save` and :func:`synthembed.pretrained.save_vectors` (a GloVe text
+file, read back with :func:`~synthembed.pretrained.load_vectors`).
+
 One helper process imports synthembed once and then acts as a fork server:
 for every round it forks a worker that saves the same path over and over
 (each save with new contents, numbered by a round counter), the test kills
@@ -41,6 +45,7 @@ import torch
 
 from synthembed import io as sio
 from synthembed.layers.embedding import Embedding
+from synthembed.pretrained import Vectors, load_vectors, save_vectors
 from synthembed.vocab import Vocabulary
 
 pytestmark = pytest.mark.skipif(
@@ -53,6 +58,21 @@ VOCAB_TOKENS = 1000
 PAD = "x" * 1000  # long tokens: a vocabulary save spends its time writing, not in Python
 STOPS = ("half_written", "before_fsync", "before_rename", "after_rename")
 READ_TIMEOUT = 60.0  # seconds; only reached if the worker never gets to its stop
+VECTOR_WORDS, VECTOR_DIM = 2000, 32  # about 0.8 MB of GloVe text, written in one call
+
+# Round ``k`` of the vector saver: words and values both depend on ``k``. Shared as
+# source so the fork server and the test build exactly the same vectors.
+MAKE_VECTORS = textwrap.dedent(
+    f"""
+    def make_vectors(k):
+        generator = torch.Generator().manual_seed(k)
+        words = [f"v{{k}}_{{i}}" for i in range({VECTOR_WORDS})]
+        return Vectors(words, torch.randn({VECTOR_WORDS}, {VECTOR_DIM}, generator=generator))
+    """
+)
+_namespace: dict[str, object] = {"torch": torch, "Vectors": Vectors}
+exec(MAKE_VECTORS, _namespace)
+make_vectors: Callable[[int], Vectors] = _namespace["make_vectors"]  # type: ignore[assignment]
 
 SERVER = textwrap.dedent(
     f"""
@@ -62,6 +82,7 @@ SERVER = textwrap.dedent(
     import safetensors.torch  # noqa: F401  (imported before fork: workers start fast)
     from synthembed import io as sio
     from synthembed.layers.embedding import Embedding
+    from synthembed.pretrained import Vectors, save_vectors
     from synthembed.vocab import Vocabulary
 
     def save_embedding(path, k):
@@ -73,7 +94,16 @@ SERVER = textwrap.dedent(
     def save_vocabulary(path, k):
         Vocabulary([f"t{{k}}_{{i}}_{PAD}" for i in range({VOCAB_TOKENS})]).save(path)
 
-    SAVERS = {{"embedding": save_embedding, "vocabulary": save_vocabulary}}
+    exec({MAKE_VECTORS!r})  # defines make_vectors, as in the test
+
+    def save_vector_file(path, k):
+        save_vectors(make_vectors(k), path, format="glove")
+
+    SAVERS = {{
+        "embedding": save_embedding,
+        "vocabulary": save_vocabulary,
+        "vectors": save_vector_file,
+    }}
 
     def stop():
         print("stopped", flush=True)
@@ -188,30 +218,49 @@ def _vocabulary_round(path: Path) -> int:
     return int(rounds.pop()[1:])
 
 
+def _vectors_round(path: Path) -> int:
+    """Load with ``load_vectors``; the file must equal one round's vectors exactly."""
+    loaded = load_vectors(path, cache=False)
+    assert loaded.format == "glove"
+    words = loaded.words
+    assert len(words) == VECTOR_WORDS
+    rounds = {w.split("_")[0] for w in words}
+    assert len(rounds) == 1
+    k = int(rounds.pop()[1:])
+    expected = make_vectors(k)
+    assert words == expected.words
+    assert loaded.vectors.dtype == torch.float32
+    assert torch.equal(loaded.vectors, expected.vectors)  # 9 digits round-trip float32
+    return k
+
+
 def _initial(kind: str, path: Path) -> None:
     if kind == "embedding":
         layer = Embedding(ROWS, DIM)
         with torch.no_grad():
             layer.weight.fill_(0.0)
         sio.save(layer, path)
-    else:
+    elif kind == "vocabulary":
         Vocabulary([f"t0_{i}_{PAD}" for i in range(VOCAB_TOKENS)]).save(path)
+    else:
+        save_vectors(make_vectors(0), path, format="glove")
 
 
 CHECKS: dict[str, Callable[[Path], int]] = {
     "embedding": _embedding_round,
     "vocabulary": _vocabulary_round,
+    "vectors": _vectors_round,
 }
+SUFFIXES = {"embedding": ".safetensors", "vocabulary": ".json", "vectors": ".txt"}
 
 
-@pytest.mark.parametrize("kind", ["embedding", "vocabulary"])
+@pytest.mark.parametrize("kind", ["embedding", "vocabulary", "vectors"])
 def test_sigkill_during_save_keeps_previous_file(
     server: tuple[subprocess.Popen[bytes], _Lines], tmp_path: Path, kind: str
 ) -> None:
     proc, lines = server
     assert proc.stdin is not None
-    suffix = ".safetensors" if kind == "embedding" else ".json"
-    path = tmp_path / f"target{suffix}"
+    path = tmp_path / f"target{SUFFIXES[kind]}"
     _initial(kind, path)
     check = CHECKS[kind]
     rng = random.Random(1234)
