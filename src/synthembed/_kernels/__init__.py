@@ -1,0 +1,174 @@
+"""The one home of CPU speed work: a small kernel API with two implementations.
+
+Layers and synthesizers call only the functions here. Each has a plain twin in
+:mod:`.reference` (public torch operations, no tricks) and a tuned one in
+:mod:`.fast` (2 MiB pages, buffer reuse, numpy routes for small work, one
+intra-op thread where two scale badly, custom autograd functions where a
+benchmark shows they pay). The environment variable
+``SYNTHEMBED_KERNELS=reference|fast`` picks the set at import (default
+``fast``); :func:`synthembed.set_kernels` and :func:`synthembed.use_kernels`
+switch at run time. Results agree between the two sets up to float rounding
+(``tests/_kernels/`` checks each pair, gradients included).
+
+The API:
+
+- ``empty(rows, cols, *, device, dtype, zero)``: a table, output or gradient.
+- ``lookup(weight, ids, *, padding_idx, max_norm, norm_type, scale_grad_by_freq,
+  sparse, grad_pool, out_pool)``: ``(*)`` ids -> ``(*, D)``, nn.Embedding's gradients.
+- ``renorm_rows(weight, ids, max_norm, norm_type)``: nn.Embedding's ``max_norm``, in place.
+- ``bag(weight, ids, mode, *, per_sample_weights, padding_idx, ...)``: ``(B, L)`` -> ``(B, D)``.
+- ``index_add_rows(table, ids, rows)``: scatter-add rows in input order.
+- ``id_range(ids)``: smallest and largest id.
+- ``column_sums(x)``: ``x.sum(0)``.
+- ``unique_ids(flat)``, ``expand_rows(src, inverse, pool)``, ``segment_sum(grad, inverse,
+  rows)``: distinct ids with their inverse, and the copy back (with its gradient).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any, Literal
+
+import torch
+
+from synthembed._kernels import fast, reference
+from synthembed._kernels.alloc import POOL_MIN_ELEMENTS, BufferPool
+from synthembed._kernels.threads import one_thread
+from synthembed.errors import ConfigError
+
+__all__ = [
+    "KERNEL_SETS",
+    "POOL_MIN_ELEMENTS",
+    "BufferPool",
+    "KernelSet",
+    "bag",
+    "column_sums",
+    "empty",
+    "functorch_active",
+    "get_kernels",
+    "id_range",
+    "index_add_rows",
+    "lookup",
+    "one_thread",
+    "renorm_rows",
+    "set_kernels",
+    "use_kernels",
+]
+
+KernelSet = Literal["fast", "reference"]
+KERNEL_SETS: tuple[str, ...] = ("fast", "reference")
+_SETS: dict[str, ModuleType] = {"fast": fast, "reference": reference}
+_ENV = "SYNTHEMBED_KERNELS"
+
+
+def _checked(name: Any, where: str) -> str:
+    if name not in _SETS:
+        raise ConfigError(
+            f"{where} must be one of {list(KERNEL_SETS)}; got {name!r}. "
+            "'fast' is the tuned default, 'reference' the plain-torch twin."
+        )
+    return str(name)
+
+
+_state = threading.local()
+_default = _checked(os.environ.get(_ENV, "fast").strip() or "fast", f"The environment variable {_ENV}")
+
+
+def get_kernels() -> str:
+    """The kernel set in use in this thread: ``"fast"`` or ``"reference"``."""
+    return str(getattr(_state, "name", _default))
+
+
+def set_kernels(name: KernelSet) -> None:
+    """Use the ``"fast"`` (default) or ``"reference"`` kernels from now on, in every thread.
+
+    Raises:
+        ConfigError: ``name`` is not a kernel set.
+
+    Example:
+        >>> import synthembed as se
+        >>> se.set_kernels("reference"); se.get_kernels()
+        'reference'
+        >>> se.set_kernels("fast")
+    """
+    global _default
+    _default = _checked(name, "set_kernels(name)")
+    if hasattr(_state, "name"):
+        del _state.name
+
+
+@contextlib.contextmanager
+def use_kernels(name: KernelSet) -> Iterator[None]:
+    """Use the given kernel set inside a ``with`` block (this thread only), then restore."""
+    checked = _checked(name, "use_kernels(name)")
+    had = hasattr(_state, "name")
+    previous = getattr(_state, "name", None)
+    _state.name = checked
+    try:
+        yield
+    finally:
+        if had:
+            _state.name = previous
+        else:
+            del _state.name
+
+
+def _impl() -> ModuleType:
+    return _SETS[get_kernels()]
+
+
+def functorch_active() -> bool:
+    """Whether a ``torch.func`` transform (vmap, grad) runs: tensor values cannot be read."""
+    return fast.functorch_active()
+
+
+def empty(
+    rows: int,
+    cols: int,
+    *,
+    device: Any = None,
+    dtype: torch.dtype | None = None,
+    zero: bool = False,
+) -> torch.Tensor:
+    """An uninitialised (or zeroed) ``(rows, cols)`` tensor for a table, output or gradient."""
+    out: torch.Tensor = _impl().empty(rows, cols, device=device, dtype=dtype, zero=zero)
+    return out
+
+
+def lookup(weight: torch.Tensor, ids: torch.Tensor, **options: Any) -> torch.Tensor:
+    """``weight[ids]``: ``(*)`` -> ``(*, D)`` with ``nn.Embedding``'s semantics and gradients."""
+    out: torch.Tensor = _impl().lookup(weight, ids, **options)
+    return out
+
+
+def renorm_rows(weight: torch.Tensor, ids: torch.Tensor, max_norm: float, norm_type: float) -> None:
+    """Rescale, in place, the rows of ``ids`` whose ``norm_type``-norm exceeds ``max_norm``."""
+    _impl().renorm_rows(weight, ids, max_norm, norm_type)
+
+
+def bag(weight: torch.Tensor, ids: torch.Tensor, mode: str, **options: Any) -> torch.Tensor:
+    """Pool ``(B, L)`` bags of ids into ``(B, D)`` as ``nn.EmbeddingBag`` does."""
+    out: torch.Tensor = _impl().bag(weight, ids, mode, **options)
+    return out
+
+
+def index_add_rows(table: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``table[ids[i]] += rows[i]`` in input order; returns ``table``."""
+    out: torch.Tensor = _impl().index_add_rows(table, ids, rows)
+    return out
+
+
+def id_range(ids: torch.Tensor) -> tuple[int, int]:
+    """The smallest and largest value of a non-empty integer tensor."""
+    low, high = _impl().id_range(ids)
+    return int(low), int(high)
+
+
+def column_sums(x: torch.Tensor) -> torch.Tensor:
+    """``x.sum(0)`` of a 2-d tensor."""
+    out: torch.Tensor = _impl().column_sums(x)
+    return out
