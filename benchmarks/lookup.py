@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthembed._kernels import use_kernels
 from synthembed.io import atomic_write
 from synthembed.layers.embedding import Embedding
 
@@ -43,6 +44,32 @@ def _median_ms(fn: Callable[[], Any], reps: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e3
+
+
+def _with_kernels(fn: Callable[[], Any], kernels: str) -> Callable[[], Any]:
+    def run() -> Any:
+        with use_kernels(kernels):  # type: ignore[arg-type]
+            return fn()
+
+    return run
+
+
+def _three(
+    ours: Callable[[], Any], peer: Callable[[], Any], reps: int
+) -> tuple[float, float, float]:
+    """Median ms of ``ours`` with the fast and with the reference kernels, and of ``peer``,
+    interleaved rep by rep."""
+    fns = [_with_kernels(ours, "fast"), _with_kernels(ours, "reference"), peer]
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[], [], []]
+    for _ in range(reps):
+        for fn, acc in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - start)
+    t_fast, t_ref, t_peer = (statistics.median(t) * 1e3 for t in times)
+    return t_fast, t_ref, t_peer
 
 
 def _paired(ours: Callable[[], Any], peer: Callable[[], Any], reps: int) -> tuple[float, float]:
@@ -117,7 +144,7 @@ def _step_fns(
 
 def lookup_rows(
     label: str, rows: int, dim: int, n: int, reps: int, *, padding_idx: int | None = None
-) -> list[tuple[str, str, float, float]]:
+) -> list[tuple[str, str, float, float, float]]:
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, rows, (n,), generator=gen)
     if padding_idx is not None:
@@ -132,21 +159,23 @@ def lookup_rows(
         for what in fo:
             if sparse and what == "forward":
                 continue
-            t_o, t_p = _paired(fo[what], fp[what], reps)
-            results.append((label, what, t_o, t_p))
+            results.append((label, what, *_three(fo[what], fp[what], reps)))
         del peer, ours, fo, fp
         gc.collect()
     return results
 
 
-def max_norm_rows(rows: int, dim: int, n: int, reps: int) -> list[tuple[str, str, float, float]]:
+def max_norm_rows(
+    rows: int, dim: int, n: int, reps: int
+) -> list[tuple[str, str, float, float, float]]:
     """Forward with max_norm=1: fresh random ids every call (most rows not yet renormalised)."""
     gen = torch.Generator().manual_seed(0)
     pool = [torch.randint(0, rows, (n,), generator=gen) for _ in range(2 * reps + 2)]
+    pool_peer = list(pool[: reps + 1])
     peer = nn.Embedding(rows, dim, max_norm=1.0)
     ours = Embedding(rows, dim, max_norm=1.0)
     _pair_layers(ours, peer)
-    it_o, it_p = iter(pool), iter(pool)
+    it_o, it_p = iter(pool), iter(pool_peer)  # ours runs twice per rep (fast, reference)
 
     def f_ours() -> Any:
         with torch.no_grad():
@@ -156,9 +185,10 @@ def max_norm_rows(rows: int, dim: int, n: int, reps: int) -> list[tuple[str, str
         with torch.no_grad():
             return peer(next(it_p))
 
-    t_o, t_p = _paired(f_ours, f_peer, reps)
     label = f"V={rows:,} D={dim} N={n:,} max_norm=1"
-    out = [(label, "forward, fresh ids each call (every row rescaled)", t_o, t_p)]
+    out = [
+        (label, "forward, fresh ids each call (every row rescaled)", *_three(f_ours, f_peer, reps))
+    ]
     same = pool[0]
 
     def s_ours() -> Any:
@@ -169,8 +199,9 @@ def max_norm_rows(rows: int, dim: int, n: int, reps: int) -> list[tuple[str, str
         with torch.no_grad():
             return peer(same)
 
-    t_o, t_p = _paired(s_ours, s_peer, reps)
-    out.append((label, "forward, same ids again (rows already within max_norm)", t_o, t_p))
+    out.append(
+        (label, "forward, same ids again (rows within max_norm)", *_three(s_ours, s_peer, reps))
+    )
     plain_ours, plain_peer = Embedding(rows, dim), nn.Embedding(rows, dim)
     _pair_layers(plain_ours, plain_peer)
     ids = pool[0]
@@ -183,8 +214,7 @@ def max_norm_rows(rows: int, dim: int, n: int, reps: int) -> list[tuple[str, str
         with torch.no_grad():
             return plain_peer(ids)
 
-    t_o, t_p = _paired(p_ours, p_peer, reps)
-    out.append((label, "plain forward without max_norm (reference for the 2x goal)", t_o, t_p))
+    out.append((label, "plain forward without max_norm", *_three(p_ours, p_peer, reps)))
     return out
 
 
@@ -241,7 +271,7 @@ def goal_rows(rows: int, dim: int, n: int, reps: int) -> list[tuple[str, str, st
 
 def bag_rows(
     rows: int, dim: int, bags: int, bag: int, reps: int
-) -> list[tuple[str, str, float, float]]:
+) -> list[tuple[str, str, float, float, float]]:
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(1, rows, (bags, bag), generator=gen)
     ids[torch.rand(bags, bag, generator=gen) < 0.2] = 0  # ragged bags padded with id 0
@@ -254,8 +284,7 @@ def bag_rows(
         fo, fp = _step_fns(ours, ids, grad, False), _step_fns(peer, ids, grad, False)
         label = f"bags V={rows:,} D={dim} {bags:,}x{bag} mode={mode} (vs nn.EmbeddingBag)"
         for what in ("forward", "fwd+bwd dense"):
-            t_o, t_p = _paired(fo[what], fp[what], reps)
-            results.append((label, what, t_o, t_p))
+            results.append((label, what, *_three(fo[what], fp[what], reps)))
         del peer, ours, fo, fp
         gc.collect()
     return results
@@ -275,7 +304,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     print(f"load average at start: {load_before:.1f}", flush=True)
     limits = machine_limits(reps)
-    rows: list[tuple[str, str, float, float]] = []
+    rows: list[tuple[str, str, float, float, float]] = []
     rows += lookup_rows(f"V={big[0]:,} D={big[1]} N={big[2]:,}", *big, reps)
     rows += lookup_rows(f"V={mid[0]:,} D={mid[1]} N={mid[2]:,}", *mid, reps)
     rows += lookup_rows(
@@ -301,11 +330,18 @@ def main() -> None:
     lines += [f"| {what} | {ms:.2f} | {gbs:.2f} |" for what, ms, gbs in limits]
     lines += [
         "",
-        "| case | measurement | ours ms | torch ms | ours / torch |",
-        "|---|---|---:|---:|---:|",
+        "Our layer with the fast kernels (the default) and with the reference kernels "
+        "(`SYNTHEMBED_KERNELS=reference`: public torch ops only), against torch's layer:",
+        "",
+        "| case | measurement | fast ms | reference ms | torch ms | fast / torch "
+        "| reference / torch |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for label, what, t_o, t_p in rows:
-        lines.append(f"| {label} | {what} | {t_o:.2f} | {t_p:.2f} | {t_o / t_p:.2f}x |")
+    for label, what, t_f, t_r, t_p in rows:
+        lines.append(
+            f"| {label} | {what} | {t_f:.2f} | {t_r:.2f} | {t_p:.2f} | {t_f / t_p:.2f}x "
+            f"| {t_r / t_p:.2f}x |"
+        )
     lines += [
         "",
         f"Goal ratios at V={big[0]:,} D={big[1]} N={big[2]:,}, each pair interleaved in the "

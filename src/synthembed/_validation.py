@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from synthembed import _kernels
 from synthembed.errors import (
     ConfigError,
     InvalidIndexError,
@@ -99,20 +100,6 @@ def check_choice(owner: str, name: str, value: Any, choices: Collection[Any]) ->
     return value
 
 
-def _min_max(ids: torch.Tensor) -> tuple[int, int]:
-    """Smallest and largest id. CPU tensors go through numpy: one thread, no thread-pool
-    barrier, which on a busy machine costs more than the scan itself."""
-    if ids.device.type == "cpu":
-        try:
-            values = ids.detach().numpy()
-        except (RuntimeError, TypeError):  # tensors numpy cannot view (e.g. while tracing)
-            pass
-        else:
-            return int(values.min()), int(values.max())
-    low, high = torch.aminmax(ids)
-    return int(low), int(high)
-
-
 def check_ids(ids: torch.Tensor, num_embeddings: int, owner: str) -> None:
     """Raise :class:`InvalidIndexError` unless every id lies in ``[0, num_embeddings)``.
 
@@ -122,11 +109,11 @@ def check_ids(ids: torch.Tensor, num_embeddings: int, owner: str) -> None:
     """
     if ids.numel() == 0:
         return
-    if torch._C._are_functorch_transforms_active():
+    if _kernels.functorch_active():
         # Inside torch.func (vmap, grad) values cannot be inspected; torch's kernels still
         # reject out-of-range ids there, with their own message.
         return
-    lo, hi = _min_max(ids)
+    lo, hi = _kernels.id_range(ids)
     if lo >= 0 and hi < num_embeddings:
         return
     bad = (ids < 0) | (ids >= num_embeddings)

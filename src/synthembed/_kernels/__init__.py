@@ -48,6 +48,7 @@ __all__ = [
     "bag",
     "column_sums",
     "empty",
+    "expand_rows",
     "functorch_active",
     "get_kernels",
     "id_range",
@@ -55,7 +56,9 @@ __all__ = [
     "lookup",
     "one_thread",
     "renorm_rows",
+    "segment_sum",
     "set_kernels",
+    "unique_ids",
     "use_kernels",
 ]
 
@@ -75,7 +78,9 @@ def _checked(name: Any, where: str) -> str:
 
 
 _state = threading.local()
-_default = _checked(os.environ.get(_ENV, "fast").strip() or "fast", f"The environment variable {_ENV}")
+_default = _checked(
+    os.environ.get(_ENV, "fast").strip() or "fast", f"The environment variable {_ENV}"
+)
 
 
 def get_kernels() -> str:
@@ -171,4 +176,29 @@ def id_range(ids: torch.Tensor) -> tuple[int, int]:
 def column_sums(x: torch.Tensor) -> torch.Tensor:
     """``x.sum(0)`` of a 2-d tensor."""
     out: torch.Tensor = _impl().column_sums(x)
+    return out
+
+
+def unique_ids(
+    keys: torch.Tensor, *, low: int | None = None, high: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted distinct values ``(U,)`` of 1-d integer ``keys`` and each key's position
+    among them ``(N,)`` (``torch.unique(keys, sorted=True, return_inverse=True)``).
+    ``low``/``high``: bounds of the keys (``low <= key < high``), when known."""
+    uniq, inverse = _impl().unique_ids(keys, low=low, high=high)
+    return uniq, inverse
+
+
+def expand_rows(
+    src: torch.Tensor, inverse: torch.Tensor, pool: BufferPool | None = None
+) -> torch.Tensor:
+    """``src[inverse]``: ``(U, D)`` distinct rows copied to ``(N, D)`` positions
+    (differentiable; the gradient is :func:`segment_sum`)."""
+    out: torch.Tensor = _impl().expand_rows(src, inverse, pool)
+    return out
+
+
+def segment_sum(grad: torch.Tensor, inverse: torch.Tensor, rows: int) -> torch.Tensor:
+    """``out[inverse[i]] += grad[i]``: ``(N, D)`` -> ``(rows, D)``."""
+    out: torch.Tensor = _impl().segment_sum(grad, inverse, rows)
     return out

@@ -17,10 +17,13 @@ __all__ = [
     "bag",
     "column_sums",
     "empty",
+    "expand_rows",
     "id_range",
     "index_add_rows",
     "lookup",
     "renorm_rows",
+    "segment_sum",
+    "unique_ids",
 ]
 
 
@@ -96,3 +99,26 @@ def id_range(ids: torch.Tensor) -> tuple[int, int]:
 def column_sums(x: torch.Tensor) -> torch.Tensor:
     """``x.sum(0)`` of a 2-d tensor."""
     return x.sum(0)
+
+
+def unique_ids(
+    keys: torch.Tensor, *, low: int | None = None, high: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted distinct values ``(U,)`` of 1-d integer ``keys`` ``(N,)`` and each key's
+    position among them ``(N,)``; ``low``/``high`` (bounds of the keys) are hints only."""
+    uniq, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    return uniq, inverse
+
+
+def expand_rows(
+    src: torch.Tensor, inverse: torch.Tensor, pool: BufferPool | None = None
+) -> torch.Tensor:
+    """``src[inverse]``: ``(U, D)`` distinct rows copied to ``(N, D)`` positions."""
+    return src.index_select(0, inverse)
+
+
+def segment_sum(grad: torch.Tensor, inverse: torch.Tensor, rows: int) -> torch.Tensor:
+    """``out[inverse[i]] += grad[i]``: ``(N, D)`` -> ``(rows, D)`` (the gradient of
+    :func:`expand_rows`)."""
+    flat = grad.reshape(-1, grad.shape[-1])
+    return flat.new_zeros(rows, flat.shape[1]).index_add_(0, inverse, flat)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import os
-import sys
-from collections.abc import Iterator
 from typing import Any, Literal, cast
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from synthembed import _kernels
 from synthembed._validation import (
     check_choice,
     check_finite,
@@ -25,289 +21,17 @@ from synthembed._validation import (
 )
 from synthembed.errors import ConfigError, NonFiniteError, ShapeError
 from synthembed.io import register_savable
+from synthembed.pretrained import align, load_vectors
 from synthembed.vocab import Vocabulary
 
-__all__ = ["Embedding", "GradBuffers", "PoolingMode", "allocate_table", "pool_bags"]
+__all__ = ["Embedding", "PoolingMode", "pool_bags"]
 
 PoolingMode = Literal["sum", "mean", "max"]
 _MODES = ("sum", "mean", "max")
 
-_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}
-
-
-def allocate_table(
-    rows: int,
-    cols: int,
-    *,
-    device: Any = None,
-    dtype: torch.dtype | None = None,
-    zero: bool = False,
-) -> torch.Tensor:
-    """An uninitialised (or, with ``zero=True``, zeroed) ``(rows, cols)`` table.
-
-    On the CPU the storage comes from numpy, which asks the kernel for 2 MiB
-    pages (``madvise``) on large allocations while torch's allocator does not
-    by default: random row gathers then miss the TLB far less often, and a
-    fresh output or gradient takes 512x fewer page faults (measured here: the
-    1M x 128 forward 2-3x faster, the dense backward 5x). Elsewhere it is
-    ``torch.empty`` / ``torch.zeros``.
-
-    Example:
-        >>> allocate_table(2, 3, zero=True)
-        tensor([[0., 0., 0.],
-                [0., 0., 0.]])
-    """
-    dtype = dtype or torch.get_default_dtype()
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    if dev.type == "cpu" and dtype in _NUMPY_DTYPES:
-        make = np.zeros if zero else np.empty
-        return torch.from_numpy(make((rows, cols), dtype=_NUMPY_DTYPES[dtype]))
-    make_t = torch.zeros if zero else torch.empty
-    return make_t((rows, cols), device=dev, dtype=dtype)
-
-
-class GradBuffers:
-    """A small pool of zeroed ``(V, D)`` buffers for dense table gradients.
-
-    A dense backward needs a fresh ``V x D`` zero table every step. Allocating
-    it anew costs a page fault per page touched, and on a busy machine the
-    kernel may stall to compact memory for 2 MiB pages. The pool hands out a
-    buffer again once nothing else holds it (the optimizer's ``zero_grad``
-    dropped the last gradient), zeroed with one ``memset``-speed pass. At most
-    ``size`` spare buffers are kept; :meth:`clear` releases them.
-    """
-
-    def __init__(self, size: int = 2) -> None:
-        self.size = size
-        self._arrays: list[np.ndarray] = []
-
-    def zeros(self, rows: int, cols: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """A zeroed ``(rows, cols)`` tensor, reusing a free pooled buffer when one fits."""
-        return self._get(rows, cols, device, dtype, zero=True)
-
-    def empty(self, rows: int, cols: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """An uninitialised ``(rows, cols)`` tensor, reusing a free pooled buffer when one fits."""
-        return self._get(rows, cols, device, dtype, zero=False)
-
-    def _get(
-        self, rows: int, cols: int, device: torch.device, dtype: torch.dtype, *, zero: bool
-    ) -> torch.Tensor:
-        np_dtype = _NUMPY_DTYPES.get(dtype)
-        if device.type != "cpu" or np_dtype is None:
-            make = torch.zeros if zero else torch.empty
-            return make((rows, cols), device=device, dtype=dtype)
-        for i in range(len(self._arrays)):
-            # 3 references = the pool's, `arr` and getrefcount's argument: no tensor uses it
-            # (every tensor made by torch.from_numpy holds one more).
-            arr = self._arrays[i]
-            if arr.shape == (rows, cols) and arr.dtype == np_dtype and sys.getrefcount(arr) <= 3:
-                del arr
-                buffer = torch.from_numpy(self._arrays[i])
-                if zero:
-                    buffer.zero_()
-                return buffer
-            del arr
-        fresh = (np.zeros if zero else np.empty)((rows, cols), dtype=np_dtype)
-        if self.size > 0:
-            same = [a for a in self._arrays if a.shape == (rows, cols) and a.dtype == np_dtype]
-            self._arrays = [*same[len(same) - self.size + 1 :], fresh]
-        return torch.from_numpy(fresh)
-
-    def clear(self) -> None:
-        """Release every pooled buffer."""
-        self._arrays = []
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> GradBuffers:
-        return GradBuffers(self.size)  # buffers are scratch space, never copied
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"size": self.size, "_arrays": []}
-
-
-def _gather(
-    weight: torch.Tensor, ids: torch.Tensor, buffers: GradBuffers | None = None
-) -> torch.Tensor:
-    """``weight[ids]`` for 1-d ``ids`` into a new (or free pooled) ``(N, D)`` output."""
-    n, dim = ids.numel(), weight.shape[1]
-    if buffers is None or n * dim < 1 << 18:  # small outputs: the pool's bookkeeping costs more
-        out = allocate_table(n, dim, device=weight.device, dtype=weight.dtype)
-    else:
-        out = buffers.empty(n, dim, weight.device, weight.dtype)
-    return torch.index_select(weight, 0, ids, out=out)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run the torch ops inside on one intra-op thread (CPU helpers below).
-
-    Used for passes that are cheap on one core or scale badly on two: on a busy
-    machine every 2-thread op waits at a barrier for the second thread to be
-    scheduled, which costs more than such a pass itself.
-    """
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _renorm_gathered(
-    weight: torch.Tensor, ids: torch.Tensor, out: torch.Tensor, max_norm: float, norm_type: float
-) -> None:
-    """Apply ``max_norm`` to rows already gathered into ``out`` and to their table rows.
-
-    torch's ``embedding_renorm_`` sorts the ids and loops over unique rows before
-    the lookup (10-45x the lookup's cost). Here the norms come from the gathered
-    rows in one pass (torch's own norm kernel, so the same values bit for bit),
-    nothing else happens when no row exceeds ``max_norm``, and otherwise only the
-    offending rows are rescaled with torch's formula ``row * (max_norm / (norm +
-    1e-7))`` (scale computed in double, applied in the table's dtype), in ``out``
-    and in the table.
-    """
-    if out.device.type != "cpu" or out.dtype not in _NUMPY_DTYPES:
-        norms = torch.linalg.vector_norm(out, ord=norm_type, dim=1)  # (N,)
-        over = norms > max_norm
-        if not bool(over.any()):
-            return
-        scale = torch.where(over, max_norm / (norms.double() + 1e-7), 1.0).to(out.dtype)
-        out.mul_(scale.unsqueeze(1))  # (N, D) * (N, 1); rows within the norm times 1.0
-        # Duplicate ids write identical values, so the order of writes does not matter.
-        weight.index_copy_(0, ids, out)
-        return
-    with _one_thread():
-        norms = torch.linalg.vector_norm(out, ord=norm_type, dim=1)  # (N,)
-    # The rest on numpy, one thread: N scalars and the offending rows only.
-    n = norms.numpy()
-    over = n > max_norm
-    if not over.any():
-        return
-    out_np, ids_np = out.numpy(), ids.numpy()
-    if over.all():
-        out_np *= (max_norm / (n.astype(np.float64) + 1e-7)).astype(n.dtype)[:, None]
-        where, rows = ids_np, out_np  # duplicate ids write identical rows
-    else:
-        pos = np.flatnonzero(over)  # (K,)
-        factor = (max_norm / (n[pos].astype(np.float64) + 1e-7)).astype(n.dtype)
-        rows = out_np[pos] * factor[:, None]  # (K, D)
-        out_np[pos] = rows
-        where = ids_np[pos]
-    table = weight.detach().numpy()
-    if not table.flags.writeable:  # a read-only numpy array behind the weight: torch writes
-        weight.index_copy_(0, torch.from_numpy(where), torch.from_numpy(rows))
-        return
-    table[where] = rows
-    # Written through numpy: tell autograd the table changed, as an in-place torch op does.
-    torch.autograd.graph.increment_version(weight)
-
-
-def _accumulate_rows(table: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor) -> None:
-    """``table[ids[i]] += rows[i]`` in input order (the order torch's embedding backward uses).
-
-    On the CPU ``index_add_`` runs as a scatter over an index expanded to
-    ``(N, D)``; with two threads it measured 10x slower here than with one
-    (13-23 ms against 230-260 ms for 65,536 rows of 128), so it runs on one.
-    """
-    if table.device.type != "cpu":
-        table.index_add_(0, ids, rows)
-        return
-    with _one_thread():
-        table.index_add_(0, ids, rows)
-
-
-def _drop_padding(
-    ids: torch.Tensor, rows: torch.Tensor, pad: int, buffers: GradBuffers | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ids (N,) and gradient rows (N, D) without the entries of the padding id.
-
-    torch masks both with a boolean index; here the positions come from numpy
-    and one single-threaded ``index_select`` copies the kept rows (a sequential
-    copy: one core nearly saturates memory, and a 2-thread op on a busy machine
-    waits for the second thread to be scheduled), into a pooled buffer when
-    given one (free again once the optimizer drops the gradient).
-    """
-    if ids.device.type != "cpu":
-        kept = (ids != pad).nonzero().squeeze(1)
-        return ids.index_select(0, kept), _gather(rows, kept)
-    ids_np = ids.numpy()
-    kept_np = np.flatnonzero(ids_np != pad)
-    if kept_np.size == ids_np.size:
-        return ids, rows
-    kept = torch.from_numpy(kept_np)
-    n, dim = rows.shape
-    if buffers is None or n * dim < 1 << 18:
-        out = allocate_table(kept_np.size, dim, dtype=rows.dtype)
-    else:
-        out = buffers.empty(n, dim, rows.device, rows.dtype)[: kept_np.size]  # first K rows
-    with _one_thread():
-        torch.index_select(rows, 0, kept, out=out)
-    return torch.from_numpy(ids_np[kept_np]), out
-
-
-def _zeros(buffers: GradBuffers | None, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
-    if buffers is None:
-        return allocate_table(rows, cols, device=like.device, dtype=like.dtype, zero=True)
-    return buffers.zeros(rows, cols, like.device, like.dtype)
-
-
-class _Lookup(torch.autograd.Function):
-    """Row lookup whose outputs and dense gradients live on 2 MiB pages.
-
-    Gradients are the ones :func:`torch.nn.functional.embedding` computes (same
-    values, same sparse layout): the dense one accumulates ``grad`` rows into a
-    zeroed table in input order and zeroes the padding row; the sparse one lists
-    every non-padding id with its gradient row, uncoalesced.
-    """
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any,
-        weight: torch.Tensor,
-        ids: torch.Tensor,
-        padding_idx: int | None,
-        max_norm: float | None,
-        norm_type: float,
-        sparse: bool,
-        buffers: GradBuffers | None = None,
-        out_buffers: GradBuffers | None = None,
-    ) -> torch.Tensor:
-        flat = ids.reshape(-1)
-        out = _gather(weight, flat, out_buffers)  # (N, D)
-        if max_norm is not None:
-            _renorm_gathered(weight, flat, out, max_norm, norm_type)
-        ctx.save_for_backward(ids)
-        ctx.num_weights = weight.shape[0]
-        ctx.padding_idx = padding_idx
-        ctx.sparse = sparse
-        ctx.buffers = buffers
-        ctx.out_buffers = out_buffers
-        return out.view(*ids.shape, weight.shape[1])
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        (ids,) = ctx.saved_tensors
-        dim = grad.shape[-1]
-        flat = ids.reshape(-1)
-        rows = grad.reshape(-1, dim)  # (N, D)
-        pad = ctx.padding_idx
-        if ctx.sparse:
-            if pad is not None:
-                flat, rows = _drop_padding(flat, rows, pad, ctx.out_buffers)
-            grad_weight = torch.sparse_coo_tensor(
-                flat.long().unsqueeze(0),
-                rows,
-                (ctx.num_weights, dim),
-                check_invariants=False,
-            )
-        else:
-            grad_weight = _zeros(ctx.buffers, ctx.num_weights, dim, grad)
-            _accumulate_rows(grad_weight, flat, rows)
-            if pad is not None:
-                grad_weight[pad].zero_()
-        return grad_weight, None, None, None, None, None, None, None
+# TODO(issue 12): transitional names for the synthetic layer's rewrite; removed with it.
+GradBuffers = _kernels.BufferPool
+allocate_table = _kernels.empty
 
 
 def pool_bags(
@@ -347,82 +71,6 @@ def pool_bags(
     return summed / count.clamp(min=1).unsqueeze(-1)
 
 
-_BAG_MODES = {"sum": 0, "mean": 1, "max": 2}
-
-
-class _Bag(torch.autograd.Function):
-    """``nn.EmbeddingBag`` over ``(B, L)`` ids with a dense gradient on 2 MiB pages.
-
-    The forward is torch's fused bag kernel. The backward spreads ``grad``
-    back to the entries (sum: weighted copy, mean: divided by the bag's count
-    of non-padding entries, max: to the winning id of each coordinate) and
-    accumulates them into a zeroed table from :func:`allocate_table`, instead of
-    torch's ``V x D`` zeros from its own allocator (no 2 MiB pages).
-    """
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any,
-        weight: torch.Tensor,
-        ids: torch.Tensor,
-        mode: str,
-        per_sample_weights: torch.Tensor | None,
-        padding_idx: int | None,
-        buffers: GradBuffers | None = None,
-    ) -> torch.Tensor:
-        bags, length = ids.shape  # (B, L)
-        flat = ids.reshape(-1).long()
-        offsets = torch.arange(0, bags * length, length, device=ids.device)  # (B,)
-        # aten's training kernel, the one nn.EmbeddingBag runs with grad on (same outputs
-        # bit for bit); unlike the forward-only kernel it returns the max winners.
-        out, _, _, max_ids = torch.ops.aten._embedding_bag(
-            weight,
-            flat,
-            offsets,
-            False,
-            _BAG_MODES[mode],
-            False,
-            None if per_sample_weights is None else per_sample_weights.reshape(-1),
-            False,
-            -1 if padding_idx is None else padding_idx,
-        )
-        ctx.save_for_backward(ids, max_ids, per_sample_weights)
-        ctx.mode, ctx.padding_idx, ctx.num_weights = mode, padding_idx, weight.shape[0]
-        ctx.buffers = buffers
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        ids, max_ids, psw = ctx.saved_tensors
-        bags, length = ids.shape  # (B, L)
-        dim = grad.shape[1]
-        grad = grad.contiguous()  # (B, D)
-        grad_weight = _zeros(ctx.buffers, ctx.num_weights, dim, grad)
-        pad = ctx.padding_idx
-        if pad is None:
-            counts = torch.full((bags,), length, device=ids.device)
-        else:
-            counts = (ids != pad).sum(dim=1)  # (B,) entries that count in each bag
-        if ctx.mode == "max":
-            filled = counts > 0  # bags with no valid entry pass no gradient
-            winners = max_ids[filled]  # (B', D) the id that won each coordinate
-            cols = torch.arange(dim, device=grad.device)
-            grad_weight.view(-1).index_add_(
-                0, (winners * dim + cols).reshape(-1), grad[filled].reshape(-1)
-            )
-        else:
-            bag_of = torch.arange(bags, device=ids.device).repeat_interleave(length)  # (N,)
-            rows = _gather(grad, bag_of)  # (N, D) each entry's bag gradient
-            if psw is not None:
-                rows.mul_(psw.reshape(-1, 1))
-            if ctx.mode == "mean":
-                rows.div_(counts.index_select(0, bag_of).clamp(min=1).unsqueeze(1))
-            _accumulate_rows(grad_weight, ids.reshape(-1), rows)
-        if ctx.padding_idx is not None:
-            grad_weight[ctx.padding_idx].zero_()
-        return grad_weight, None, None, None, None, None
-
-
 def _weight_from_safetensors(path: str) -> torch.Tensor:
     """The table in a file written by ``synthembed.save`` or ``save_weights`` (one 2-d tensor)."""
     from synthembed.errors import FileFormatError
@@ -458,9 +106,9 @@ class Embedding(nn.Module):
     - Bad ids raise :class:`~synthembed.errors.InvalidIndexError` naming the
       offending ids and the valid range.
     - On the CPU, outputs, the table and dense gradients live on 2 MiB pages,
-      and ``grad_buffers`` (a :class:`GradBuffers`) reuses up to two spare
-      dense-gradient tables between steps (``layer.grad_buffers.clear()`` frees
-      them). Values and gradients are those of ``nn.Embedding``, bit for bit.
+      and ``grad_buffers`` (a :class:`~synthembed._kernels.BufferPool`) reuses up
+      to two spare dense-gradient tables between steps
+      (``layer.grad_buffers.clear()`` frees them); see :mod:`synthembed._kernels`. Values and gradients are those of ``nn.Embedding``, bit for bit.
 
     Args:
         num_embeddings: number of rows; defaults to ``len(vocab)`` when a vocabulary is bound.
@@ -561,10 +209,10 @@ class Embedding(nn.Module):
         self.mode: PoolingMode | None = mode
         self.check_finite = bool(check_finite)
         self.coverage: Any = None  # set by from_pretrained when vectors are aligned
-        self.grad_buffers = GradBuffers()
-        self._out_buffers = GradBuffers()  # lookup outputs, reused once the caller drops them
+        self.grad_buffers = _kernels.BufferPool()
+        self._out_buffers = _kernels.BufferPool()  # outputs, reused once the caller drops them
         if _weight is None:
-            table = allocate_table(num_embeddings, embedding_dim, device=device, dtype=dtype)
+            table = _kernels.empty(num_embeddings, embedding_dim, device=device, dtype=dtype)
             self.weight = nn.Parameter(table, requires_grad=not _freeze)
             self.reset_parameters()
         else:
@@ -620,46 +268,25 @@ class Embedding(nn.Module):
                     f"mask and per_sample_weights apply to pooled bags; this {owner} has "
                     "mode=None. Build it with mode='sum', 'mean' or 'max'."
                 )
-            out = self._lookup(ids)
+            out = self._lookup(ids, self.max_norm)
         else:
             out = self._pool(ids, mask, per_sample_weights)
         if self.check_finite:
             self._check_output(out, ids)
         return out
 
-    def _lookup(self, ids: torch.Tensor) -> torch.Tensor:
-        w = self.weight
-        if self._fast_path(w):
-            return _Lookup.apply(
-                w,
-                ids,
-                self.padding_idx,
-                self.max_norm,
-                self.norm_type,
-                self.sparse,
-                self.grad_buffers,
-                self._out_buffers,
-            )
-        if self.max_norm is not None:
-            self._renorm(ids)
-        return F.embedding(
-            ids, w, self.padding_idx, None, 2.0, self.scale_grad_by_freq, self.sparse
+    def _lookup(self, ids: torch.Tensor, max_norm: float | None = None) -> torch.Tensor:
+        return _kernels.lookup(
+            self.weight,
+            ids,
+            padding_idx=self.padding_idx,
+            max_norm=max_norm,
+            norm_type=self.norm_type,
+            scale_grad_by_freq=self.scale_grad_by_freq,
+            sparse=self.sparse,
+            grad_pool=self.grad_buffers,
+            out_pool=self._out_buffers,
         )
-
-    def _renorm(self, ids: torch.Tensor) -> None:
-        """Rescale, in place, the looked-up rows whose norm exceeds ``max_norm``.
-
-        Departs from torch's ``embedding_renorm_`` only in speed: one vectorised
-        pass over the unique ids instead of a loop over rows.
-        """
-        if self.max_norm is None:
-            return
-        with torch.no_grad():
-            rows = torch.unique(ids.reshape(-1))
-            if rows.numel() == 0:
-                return
-            gathered = self.weight.index_select(0, rows)
-            _renorm_gathered(self.weight, rows, gathered, self.max_norm, self.norm_type)
 
     def _pool(
         self,
@@ -695,7 +322,7 @@ class Embedding(nn.Module):
             check_finite(per_sample_weights, "per_sample_weights")
             per_sample_weights = per_sample_weights.to(self.weight.dtype)
         if self.max_norm is not None:
-            self._renorm(ids)
+            _kernels.renorm_rows(self.weight, ids, self.max_norm, self.norm_type)
         lead, length = ids.shape[:-1], ids.shape[-1]
         if length == 0:
             return self.weight.new_zeros((*lead, self.embedding_dim))
@@ -704,58 +331,23 @@ class Embedding(nn.Module):
             # Fast path: torch's fused bag kernel (padding entries excluded, empty bags -> 0).
             flat = ids.reshape(-1, length)  # (B, L)
             psw = None if per_sample_weights is None else per_sample_weights.reshape(-1, length)
-            needs_grad = torch.is_grad_enabled() and self.weight.requires_grad
-            if needs_grad and self._fast_path(self.weight) and not self.sparse and flat.numel():
-                pooled = _Bag.apply(
-                    self.weight, flat, mode, psw, self.padding_idx, self.grad_buffers
-                )
-                return pooled.reshape(*lead, self.embedding_dim)
-            out = F.embedding_bag(
-                flat,
+            out = _kernels.bag(
                 self.weight,
-                mode=mode,
-                scale_grad_by_freq=self.scale_grad_by_freq,
-                sparse=self.sparse,
+                flat,
+                mode,
                 per_sample_weights=psw,
                 padding_idx=self.padding_idx,
+                scale_grad_by_freq=self.scale_grad_by_freq,
+                sparse=self.sparse,
+                grad_pool=self.grad_buffers,
             )
             return out.reshape(*lead, self.embedding_dim)
-        vectors = self._rows(ids)  # (*, L, D)
+        vectors = self._lookup(ids)  # (*, L, D); max_norm already applied
         valid = mask
         if self.padding_idx is not None:
             not_pad = ids != self.padding_idx
             valid = not_pad if valid is None else valid & not_pad
         return pool_bags(vectors, mode, per_sample_weights, valid)
-
-    def _fast_path(self, w: torch.Tensor) -> bool:
-        """Whether :class:`_Lookup` applies; else torch's own kernels (same results).
-
-        It does not under ``scale_grad_by_freq``, off the CPU, and inside
-        ``torch.func`` transforms (vmap, grad), which need functional kernels.
-        """
-        return (
-            w.device.type == "cpu"
-            and not self.scale_grad_by_freq
-            and not torch._C._are_functorch_transforms_active()
-        )
-
-    def _rows(self, ids: torch.Tensor) -> torch.Tensor:
-        """Plain lookup without ``max_norm`` (already applied by the caller)."""
-        w = self.weight
-        if self._fast_path(w):
-            return _Lookup.apply(
-                w,
-                ids,
-                self.padding_idx,
-                None,
-                self.norm_type,
-                self.sparse,
-                self.grad_buffers,
-                self._out_buffers,
-            )
-        return F.embedding(
-            ids, w, self.padding_idx, None, 2.0, self.scale_grad_by_freq, self.sparse
-        )
 
     def _soft_lookup(self, x: torch.Tensor) -> torch.Tensor:
         owner = type(self).__name__
@@ -862,16 +454,15 @@ class Embedding(nn.Module):
         ):
             weight = _weight_from_safetensors(os.fspath(embeddings))
         else:
-            pretrained: Any = importlib.import_module("synthembed.pretrained")
             vectors = (
-                pretrained.load_vectors(os.fspath(embeddings))
+                load_vectors(os.fspath(embeddings))
                 if isinstance(embeddings, (str, os.PathLike))
                 else embeddings
             )
             if vocab is None:
                 vocab, weight = vectors.vocab, vectors.vectors
             else:
-                weight, coverage = pretrained.align(vectors, vocab, **align_options)
+                weight, coverage = align(vectors, vocab, **align_options)
         if weight.dim() != 2 or not weight.is_floating_point():
             raise ShapeError(
                 "Pretrained embeddings must be a 2-d (V, D) floating-point tensor; got shape "
@@ -882,8 +473,8 @@ class Embedding(nn.Module):
             raise ShapeError(
                 f"The vocabulary has {len(vocab)} ids but the embeddings have {weight.shape[0]} rows."
             )
-        # A copy on 2 MiB pages (see allocate_table); nn.Embedding shares the tensor instead.
-        table = allocate_table(
+        # A copy on 2 MiB pages (see synthembed._kernels); nn.Embedding shares the tensor instead.
+        table = _kernels.empty(
             int(weight.shape[0]), int(weight.shape[1]), device=weight.device, dtype=weight.dtype
         )
         with torch.no_grad():
@@ -935,7 +526,7 @@ class Embedding(nn.Module):
                 )
             check_finite(init, "init")
         old = self.weight
-        table = allocate_table(
+        table = _kernels.empty(
             self.num_embeddings + n, self.embedding_dim, device=old.device, dtype=old.dtype
         )
         with torch.no_grad():

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from synthembed import _kernels
 from synthembed._validation import check_choice, check_float, check_int, require
 from synthembed.io import atomic_write
 from synthembed.recsys.evaluate import evaluate_split
@@ -244,12 +244,8 @@ def run_demo(
     cfg = config or DemoConfig()
     # One intra-op thread: the tensors here are small, and on a busy machine
     # several OpenMP threads spin against each other (measured: 10x slower).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _kernels.one_thread():
         return _run(out_dir, cfg, progress=progress, data_path=data_path)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(
