@@ -403,3 +403,16 @@ def test_lone_surrogates_survive_save_and_load(tmp_path) -> None:
     vocab = Vocabulary(["\ud800x", "ok"])
     vocab.save(tmp_path / "v.json")
     assert Vocabulary.load(tmp_path / "v.json").tokens == ["\ud800x", "ok"]
+
+
+def test_vocabulary_saves_and_loads_with_synthembed_save(tmp_path) -> None:
+    import synthembed as se
+
+    vocab = Vocabulary.build([["the", "cat"], ["the", "dog"]], oov="hash", num_buckets=4)
+    path = tmp_path / "vocab.safetensors"
+    se.save(vocab, path)
+    again = se.load(path)
+    assert isinstance(again, Vocabulary) and again == vocab
+    assert (
+        again.encode(["cat", "zebra"]).ids.tolist() == vocab.encode(["cat", "zebra"]).ids.tolist()
+    )

@@ -46,12 +46,17 @@ _KEY = "synthembed"
 
 @runtime_checkable
 class Savable(Protocol):
-    """What :func:`save` needs of a module: a JSON config that rebuilds it."""
+    """What :func:`save` needs of an object: a JSON config that rebuilds it.
+
+    Modules save their ``state_dict``; other objects (a vocabulary, a fitted
+    scaler, an estimator) may hold tensors too, by defining
+    ``state_tensors() -> dict[str, Tensor]`` and ``load_state_tensors(tensors)``.
+    """
 
     def get_config(self) -> dict[str, Any]: ...
 
 
-_REGISTRY: dict[str, Callable[[dict[str, Any]], nn.Module]] = {}
+_REGISTRY: dict[str, Callable[[dict[str, Any]], Any]] = {}
 T = TypeVar("T", bound=type)
 
 
@@ -59,6 +64,13 @@ def register_savable(cls: T) -> T:
     """Class decorator: allow :func:`load` to rebuild ``cls`` via ``cls.from_config``."""
     _REGISTRY[cls.__name__] = cls.from_config  # type: ignore[attr-defined]
     return cls
+
+
+def _tensors_of(obj: Any) -> dict[str, torch.Tensor]:
+    if isinstance(obj, nn.Module):
+        return obj.state_dict()
+    get = getattr(obj, "state_tensors", None)
+    return dict(get()) if get is not None else {}
 
 
 @contextlib.contextmanager
@@ -267,12 +279,14 @@ def _resolve(module: nn.Module, dotted: str) -> tuple[nn.Module, str]:
     return owner, attr
 
 
-def save(module: nn.Module, path: str | os.PathLike[str]) -> None:
-    """Save a synthembed module (configuration and tensors) to one safetensors file.
+def save(module: Any, path: str | os.PathLike[str]) -> None:
+    """Save a synthembed object (configuration and tensors) to one safetensors file.
 
     Args:
-        module: a synthembed layer (anything with ``get_config()`` whose class is
-            registered); for arbitrary models use :func:`save_weights`.
+        module: a synthembed layer, or anything else synthembed trains or fits
+            (a :class:`~synthembed.Vocabulary`, vectors, fitted encoders and
+            scalers, an ``AutoencoderEmbedder``): anything with ``get_config()``
+            whose class is registered. For arbitrary models use :func:`save_weights`.
         path: target file, conventionally ending in ``.safetensors``.
 
     Raises:
@@ -289,15 +303,15 @@ def save(module: nn.Module, path: str | os.PathLike[str]) -> None:
     name = type(module).__name__
     if not isinstance(module, Savable) or name not in _REGISTRY:
         raise TypeError(
-            f"synthembed.save needs a synthembed layer; got {name}. Save any other model's "
-            "weights with synthembed.save_weights(model, path)."
+            f"synthembed.save needs a synthembed layer or fitted object; got {name}. Save any "
+            "other model's weights with synthembed.save_weights(model, path)."
         )
     config = module.get_config()
-    _write(path, module.state_dict(), {"class": name, "config": config})
+    _write(path, _tensors_of(module), {"class": name, "config": config})
 
 
-def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Load a module written by :func:`save`; no code in the file is ever executed.
+def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> Any:
+    """Load an object written by :func:`save`; no code in the file is ever executed.
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -320,6 +334,16 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
         module = _REGISTRY[cls_name](header["config"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FileFormatError(f"'{path}' has an invalid {cls_name} configuration: {exc}") from exc
+    if not isinstance(module, nn.Module):
+        expected = set(_tensors_of(module))
+        if set(tensors) != expected:
+            raise FileFormatError(
+                f"'{path}' does not match {cls_name}: tensors {sorted(tensors)}, "
+                f"expected {sorted(expected)}."
+            )
+        if tensors:
+            module.load_state_tensors({k: t.to(map_location) for k, t in tensors.items()})
+        return module
     _load_into(module, tensors, path)
     return module.to(map_location)
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from synthembed._config import DTYPE, Configurable, Option
 from synthembed._validation import (
     check_choice,
     check_ids,
@@ -43,7 +44,7 @@ _LEVELS = 255
 
 
 @register_savable
-class QuantizedEmbedding(nn.Module):
+class QuantizedEmbedding(Configurable, nn.Module):
     r"""A read-only table stored as row-wise int8 (per-row scale and offset), dequantized on lookup.
 
     Build it with :func:`quantize` (or :meth:`from_float`); the codes, scales
@@ -72,6 +73,15 @@ class QuantizedEmbedding(nn.Module):
         >>> q.qweight.dtype
         torch.uint8
     """
+
+    config_options = (
+        Option("num_embeddings", positional=True),
+        Option("embedding_dim", positional=True),
+        Option("padding_idx"),
+        Option("mode"),
+        Option("check_finite"),
+        Option("dtype", attr="out_dtype", codec=DTYPE, show=False),
+    )
 
     qweight: torch.Tensor
     scale: torch.Tensor
@@ -217,36 +227,9 @@ class QuantizedEmbedding(nn.Module):
             check_output_finite(out, ids, owner)
         return out
 
-    def get_config(self) -> dict[str, Any]:
-        """The JSON-safe arguments that rebuild this layer (buffers not included)."""
-        return {
-            "num_embeddings": self.num_embeddings,
-            "embedding_dim": self.embedding_dim,
-            "padding_idx": self.padding_idx,
-            "mode": self.mode,
-            "check_finite": self.check_finite,
-            "dtype": str(self.out_dtype).removeprefix("torch."),
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> QuantizedEmbedding:
-        """Rebuild an (all-zero) layer from :meth:`get_config`; :func:`load` fills the buffers."""
-        cfg = dict(config)
-        name = cfg.pop("dtype", "float32")
-        dtype = getattr(torch, str(name), None)
-        if not isinstance(dtype, torch.dtype):
-            raise ConfigError(f"Unknown dtype {name!r} in the QuantizedEmbedding configuration.")
-        return cls(dtype=dtype, **cfg)
-
     def extra_repr(self) -> str:
-        s = f"{self.num_embeddings}, {self.embedding_dim}, int8 rows"
-        if self.padding_idx is not None:
-            s += f", padding_idx={self.padding_idx}"
-        if self.mode is not None:
-            s += f", mode={self.mode!r}"
-        if self.check_finite:
-            s += ", check_finite=True"
-        return s
+        base = super().extra_repr().split(", ")
+        return ", ".join([*base[:2], "int8 rows", *base[2:]])
 
 
 def _quantize_table(m: nn.Module) -> QuantizedEmbedding:

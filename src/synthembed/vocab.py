@@ -20,6 +20,7 @@ from typing import Any, Literal, Union, overload
 
 import torch
 
+from synthembed._config import Codec
 from synthembed._validation import check_choice, check_int
 from synthembed.errors import (
     ConfigError,
@@ -28,7 +29,7 @@ from synthembed.errors import (
     ShapeError,
     UnknownTokenError,
 )
-from synthembed.io import atomic_write
+from synthembed.io import atomic_write, register_savable
 
 __all__ = ["EncodedBatch", "Token", "Vocabulary"]
 
@@ -122,6 +123,7 @@ def _iter_tokens(data: Any) -> Iterator[Any]:
             yield from _iter_tokens(item)
 
 
+@register_savable
 class Vocabulary:
     """Maps tokens (str or int) to contiguous ids and back.
 
@@ -598,8 +600,21 @@ class Vocabulary:
         except (ConfigError, ShapeError, TypeError, ValueError) as exc:
             raise FileFormatError(f"{source} is invalid: {exc}") from exc
 
+    def get_config(self) -> dict[str, Any]:
+        """:meth:`to_dict`, the configuration :func:`synthembed.save` writes."""
+        return self.to_dict()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Vocabulary:
+        """:meth:`from_dict`, how :func:`synthembed.load` rebuilds a saved vocabulary."""
+        return cls.from_dict(config)
+
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the vocabulary as JSON, atomically (temp file, fsync, rename)."""
+        """Write the vocabulary as JSON, atomically (temp file, fsync, rename).
+
+        :func:`synthembed.save` writes it in the one format of every saved object
+        (a safetensors file whose metadata holds this JSON); both load back equal.
+        """
         text = json.dumps(self.to_dict(), ensure_ascii=False)
         try:
             data = text.encode("utf-8")
@@ -623,3 +638,7 @@ def _payload_checksum(payload: Mapping[str, Any]) -> str:
     body = {k: v for k, v in payload.items() if k != "checksum"}
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+#: How configurations write a bound vocabulary (see :mod:`synthembed._config`).
+VOCABULARY = Codec(lambda v: v.to_dict(), lambda data, owner: Vocabulary.from_dict(data))

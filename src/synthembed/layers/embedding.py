@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from synthembed import _kernels
+from synthembed._config import DTYPE, Configurable, Option
 from synthembed._validation import (
     check_choice,
     check_finite,
@@ -22,7 +23,7 @@ from synthembed._validation import (
 from synthembed.errors import ConfigError, NonFiniteError, ShapeError
 from synthembed.io import register_savable
 from synthembed.pretrained import align, load_vectors
-from synthembed.vocab import Vocabulary
+from synthembed.vocab import VOCABULARY, Vocabulary
 
 __all__ = ["Embedding", "PoolingMode", "pool_bags"]
 
@@ -89,7 +90,7 @@ def _weight_from_safetensors(path: str) -> torch.Tensor:
 
 
 @register_savable
-class Embedding(nn.Module):
+class Embedding(Configurable, nn.Module):
     r"""A lookup table of ``num_embeddings`` vectors of size ``embedding_dim``.
 
     Same arguments, initialisation (:math:`\mathcal{N}(0, 1)`, padding row zero)
@@ -137,6 +138,21 @@ class Embedding(nn.Module):
         >>> bag(torch.tensor([[1, 2, 0], [4, 0, 0]])).shape
         torch.Size([2, 3])
     """
+
+    config_options = (
+        Option("num_embeddings", positional=True),
+        Option("embedding_dim", positional=True),
+        Option("padding_idx"),
+        Option("max_norm"),
+        Option("norm_type"),
+        Option("scale_grad_by_freq"),
+        Option("sparse"),
+        Option("mode"),
+        Option("check_finite"),
+        Option("frozen", arg="_freeze", get=lambda m: not m.weight.requires_grad, show=False),
+        Option("dtype", get=lambda m: m.weight.dtype, codec=DTYPE, show=False),
+        Option("vocab", codec=VOCABULARY),
+    )
 
     __constants__ = [  # noqa: RUF012 (torch.nn.Embedding declares it the same way)
         "num_embeddings",
@@ -538,52 +554,3 @@ class Embedding(nn.Module):
         self.weight = nn.Parameter(table, requires_grad=old.requires_grad)
         start, self.num_embeddings = self.num_embeddings, self.num_embeddings + n
         return torch.arange(start, self.num_embeddings, device=old.device)
-
-    # ------------------------------------------------------------------ config
-    def get_config(self) -> dict[str, Any]:
-        """The JSON-safe arguments that rebuild this layer (weights not included)."""
-        return {
-            "num_embeddings": self.num_embeddings,
-            "embedding_dim": self.embedding_dim,
-            "padding_idx": self.padding_idx,
-            "max_norm": self.max_norm,
-            "norm_type": self.norm_type,
-            "scale_grad_by_freq": self.scale_grad_by_freq,
-            "sparse": self.sparse,
-            "mode": self.mode,
-            "check_finite": self.check_finite,
-            "frozen": not self.weight.requires_grad,
-            "dtype": str(self.weight.dtype).removeprefix("torch."),
-            "vocab": None if self.vocab is None else self.vocab.to_dict(),
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Embedding:
-        """Rebuild a layer (with freshly initialised weights) from :meth:`get_config` output."""
-        cfg = dict(config)
-        vocab_data = cfg.pop("vocab", None)
-        frozen = cfg.pop("frozen", False)
-        dtype_name = cfg.pop("dtype", "float32")
-        dtype = getattr(torch, dtype_name, None)
-        if not isinstance(dtype, torch.dtype):
-            raise ConfigError(f"Unknown dtype {dtype_name!r} in the layer configuration.")
-        vocab = Vocabulary.from_dict(vocab_data) if vocab_data is not None else None
-        return cls(vocab=vocab, _freeze=frozen, dtype=dtype, **cfg)
-
-    def extra_repr(self) -> str:
-        s = f"{self.num_embeddings}, {self.embedding_dim}"
-        if self.padding_idx is not None:
-            s += f", padding_idx={self.padding_idx}"
-        if self.max_norm is not None:
-            s += f", max_norm={self.max_norm}"
-        if self.norm_type != 2.0:
-            s += f", norm_type={self.norm_type}"
-        if self.scale_grad_by_freq:
-            s += ", scale_grad_by_freq=True"
-        if self.sparse:
-            s += ", sparse=True"
-        if self.mode is not None:
-            s += f", mode={self.mode!r}"
-        if self.vocab is not None:
-            s += f", vocab={self.vocab!r}"
-        return s
