@@ -2,7 +2,7 @@
 
 Loading: a 100,000 x 300 GloVe text file (written here, values with 5 decimals
 as in the GloVe downloads) read by ``gensim.models.KeyedVectors.
-load_word2vec_format(no_header=True)`` and by ``synthembed.pretrained.
+load_word2vec_format(no_header=True)`` and by ``synthembed.vectors.
 load_vectors`` (no cache), then by ``load_vectors`` again from its cache. Each
 read runs in a fresh process, gensim and ours alternating rep by rep (the
 machine is shared and noisy); the table gives median seconds and the peak
@@ -56,14 +56,15 @@ def worker(kind: str, path: str, cache_dir: str) -> None:
             kv = KeyedVectors.load_word2vec_format(path, no_header=True)
             return len(kv)
     else:
-        from synthembed import pretrained
-        from synthembed.pretrained import load_vectors
+        from synthembed.formats import arrow_available
+        from synthembed.formats import text as text_format
+        from synthembed.vectors import load_vectors
 
         if kind == "numpy":
-            pretrained._ARROW = False  # the fallback parser (pyarrow not installed)
+            text_format._ARROW = False  # the fallback parser (pyarrow not installed)
         else:
             # Imported before the clock, as gensim's dependencies are (first use is timed).
-            pretrained._arrow_modules()
+            arrow_available()
 
         cache = kind == "cached"
 
@@ -178,8 +179,9 @@ def _search_case(name: str, data: np.ndarray, n_queries: int, reps: int) -> list
     import torch
     from gensim.models import KeyedVectors
 
-    from synthembed.analysis import ApproximateIndex, most_similar, search
-    from synthembed.pretrained import Vectors
+    from synthembed.ann import ApproximateIndex
+    from synthembed.search import most_similar, search
+    from synthembed.vectors import Vectors
 
     rows = len(data)
     words = [f"w{i}" for i in range(rows)]

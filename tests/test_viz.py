@@ -215,3 +215,19 @@ def test_export_projector_errors(tmp_path) -> None:
     with pytest.raises(NonFiniteError, match="1 NaN"):
         export_projector(np.array([[1.0, np.nan]]), None, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pca_is_scikit_learns_with_a_fixed_sign_and_degenerate_inputs() -> None:
+    pytest.importorskip("sklearn.decomposition")
+    from synthembed.viz import _reduce
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 4)) * np.array([3.0, 1.0, 0.5, 0.1])
+    coords, labels = _reduce(x, "pca", 0, "test")
+    assert labels[0].startswith("PC1 (") and "% of variance" in labels[1]
+    # Largest loading of each axis positive: flipping the data's sign flips the picture.
+    np.testing.assert_allclose(reduce_2d(-x), -coords, atol=1e-9)
+    assert reduce_2d(x[:1]).tolist() == [[0.0, 0.0]]  # one row: no axis
+    assert reduce_2d(np.ones((4, 3))).tolist() == [[0.0, 0.0]] * 4  # no variance
+    one_feature = reduce_2d(np.array([[1.0], [3.0]]))
+    np.testing.assert_allclose(one_feature, [[-1.0, 0.0], [1.0, 0.0]])

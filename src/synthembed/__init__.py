@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from synthembed._kernels import get_kernels, set_kernels, use_kernels
 from synthembed.determinism import seed_everything
 from synthembed.errors import (
     ConfigError,
@@ -23,13 +24,14 @@ from synthembed.errors import (
     UnknownTokenError,
 )
 from synthembed.io import load, load_weights, save, save_weights
-from synthembed.layers.bases import make_base, register_base
-from synthembed.layers.compressed import (
+from synthembed.layers.bases import (
     DHEEmbedding,
     HashEmbedding,
     LowRankEmbedding,
     MixedDimEmbedding,
     QREmbedding,
+    make_base,
+    register_base,
 )
 from synthembed.layers.embedding import Embedding
 from synthembed.layers.synthetic_embedding import (
@@ -49,37 +51,34 @@ from synthembed.quantize import QuantizedEmbedding, quantize
 from synthembed.vocab import EncodedBatch, Vocabulary
 
 if TYPE_CHECKING:
-    from synthembed.analysis import (
-        ApproximateIndex,
-        analogy,
-        evaluate_analogies,
-        evaluate_similarity,
-        most_similar,
-    )
+    from synthembed.ann import ApproximateIndex
+    from synthembed.autoencoder_embedder import AutoencoderEmbedder
     from synthembed.encoders import EmbeddingEncoder
-    from synthembed.extract import AutoencoderEmbedder, extract
-    from synthembed.pretrained import CoverageReport, Vectors, align, load_vectors, save_vectors
+    from synthembed.evaluation import analogy, evaluate_analogies, evaluate_similarity
+    from synthembed.extract import extract
+    from synthembed.search import most_similar
     from synthembed.text import TextEncoder
+    from synthembed.vectors import CoverageReport, Vectors, align, load_vectors, save_vectors
     from synthembed.viz import export_projector, plot_embeddings, plot_weights
 
 __version__ = "0.1.0"
 
 # name -> module that defines it, imported on first access.
 _LAZY = {
-    "Vectors": "synthembed.pretrained",
-    "CoverageReport": "synthembed.pretrained",
-    "align": "synthembed.pretrained",
-    "load_vectors": "synthembed.pretrained",
-    "save_vectors": "synthembed.pretrained",
-    "most_similar": "synthembed.analysis",
-    "ApproximateIndex": "synthembed.analysis",
-    "analogy": "synthembed.analysis",
-    "evaluate_similarity": "synthembed.analysis",
-    "evaluate_analogies": "synthembed.analysis",
+    "Vectors": "synthembed.vectors",
+    "CoverageReport": "synthembed.vectors",
+    "align": "synthembed.vectors",
+    "load_vectors": "synthembed.vectors",
+    "save_vectors": "synthembed.vectors",
+    "most_similar": "synthembed.search",
+    "ApproximateIndex": "synthembed.ann",
+    "analogy": "synthembed.evaluation",
+    "evaluate_similarity": "synthembed.evaluation",
+    "evaluate_analogies": "synthembed.evaluation",
     "TextEncoder": "synthembed.text",
     "EmbeddingEncoder": "synthembed.encoders",
     "extract": "synthembed.extract",
-    "AutoencoderEmbedder": "synthembed.extract",
+    "AutoencoderEmbedder": "synthembed.autoencoder_embedder",
     "plot_embeddings": "synthembed.viz",
     "plot_weights": "synthembed.viz",
     "export_projector": "synthembed.viz",
@@ -138,6 +137,7 @@ __all__ = [
     "evaluate_similarity",
     "export_projector",
     "extract",
+    "get_kernels",
     "load",
     "load_vectors",
     "load_weights",
@@ -153,4 +153,6 @@ __all__ = [
     "save_vectors",
     "save_weights",
     "seed_everything",
+    "set_kernels",
+    "use_kernels",
 ]

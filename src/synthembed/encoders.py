@@ -11,7 +11,7 @@ numbers (ints, and floats such as ``3.0``) become ints, booleans become
 ``"True"``/``"False"``, anything else its ``str()``. Missing values (None, NaN,
 ``pd.NA``, NaT) are not out-of-vocabulary: they map to the ``"<missing>"`` id.
 The column helpers (:func:`to_token`, :func:`build_column_vocab`,
-:func:`encode_column`) live in :mod:`synthembed.layers.tabular`, which does not
+:func:`encode_column`) live in :mod:`synthembed.layers.column_vocab`, which does not
 import scikit-learn, and are re-exported here.
 """
 
@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from synthembed._estimator import BaseEstimator, EstimatorNotFittedError, TransformerMixin
 from synthembed._validation import check_choice, check_int, require
-from synthembed.errors import ConfigError, NotFittedError, ShapeError
-from synthembed.layers.tabular import (
-    _OOV,
+from synthembed.errors import ConfigError, ShapeError
+from synthembed.layers.column_vocab import (
     CATEGORICAL_SPECIALS,
     MISSING_TOKEN,
+    OOV_POLICIES,
     build_column_vocab,
     encode_column,
     to_token,
@@ -42,12 +43,6 @@ __all__ = [
     "encode_column",
     "to_token",
 ]
-
-try:  # scikit-learn is optional: the class still imports without it, and fit says what to install.
-    from sklearn.base import BaseEstimator, TransformerMixin
-except ImportError:  # pragma: no cover - exercised only without scikit-learn
-    BaseEstimator = object  # type: ignore[assignment,misc]
-    TransformerMixin = object  # type: ignore[assignment,misc]
 
 
 class EmbeddingEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc,valid-type]
@@ -109,12 +104,7 @@ class EmbeddingEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc,va
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "vocabularies_"):
-            from sklearn.exceptions import NotFittedError as SklearnNotFittedError
-
-            class _NotFitted(NotFittedError, SklearnNotFittedError):
-                """Caught as ours (RuntimeError) and as scikit-learn's (ValueError, AttributeError)."""
-
-            raise _NotFitted(
+            raise EstimatorNotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
             )
@@ -130,7 +120,7 @@ class EmbeddingEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc,va
         """Build one vocabulary per column of ``X``; returns ``self``."""
         require("sklearn", "data", "EmbeddingEncoder")
         owner = type(self).__name__
-        check_choice(owner, "oov", self.oov, _OOV)
+        check_choice(owner, "oov", self.oov, OOV_POLICIES)
         if self.oov == "hash":
             check_int(owner, "num_buckets", self.num_buckets, 1, optional=True)
         elif self.num_buckets is not None:

@@ -4,7 +4,7 @@ Figures are built with matplotlib's object API on an Agg canvas, never through
 ``pyplot``: nothing here touches the global backend or pyplot's figure list,
 so the functions are safe in scripts, servers and tests, and the returned
 :class:`~matplotlib.figure.Figure` still displays inline in Jupyter.
-matplotlib (and scikit-learn for t-SNE) come with ``synthembed[viz]``;
+matplotlib and scikit-learn (PCA, t-SNE) come with ``synthembed[viz]``;
 UMAP needs ``umap-learn``.
 """
 
@@ -99,19 +99,27 @@ def _save(fig: Figure, path: Path | None) -> None:
 
 
 def _pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Project onto the top two principal axes; return ``(coords, explained ratios)``."""
+    """Project onto the top two principal axes; return ``(coords, explained ratios)``.
+
+    scikit-learn's ``PCA`` (full SVD, deterministic). A single row, a single feature or
+    vectors without variance have fewer than two axes: the missing ones are zero.
+    """
+    decomposition = require("sklearn.decomposition", "viz", "plot_embeddings(method='pca')")
+    n, d = x.shape
+    coords = np.zeros((n, 2))
+    ratios = np.zeros(2)
+    k = min(2, n - 1, d)  # n - 1: one row (or two) spans at most n - 1 axes around its mean
     centred = x - x.mean(0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    axes = vt[:2]
-    # Fix each axis' sign (largest loading positive) so the picture is reproducible.
-    signs = np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(1)])
-    axes = axes * np.where(signs == 0, 1.0, signs)[:, None]
-    coords = centred @ axes.T
-    variance = s**2
-    ratios = variance[:2] / variance.sum() if variance.sum() > 0 else np.zeros(2)
-    if coords.shape[1] < 2:  # a single feature: the second axis is zero
-        coords = np.hstack([coords, np.zeros((len(coords), 2 - coords.shape[1]))])
-        ratios = np.append(ratios, np.zeros(2 - len(ratios)))
+    if k < 1 or not np.any(centred):
+        return coords, ratios
+    pca = decomposition.PCA(n_components=k, svd_solver="full")
+    projected = pca.fit_transform(x)
+    # Fix each axis' sign (largest loading positive) so the picture is the same whatever
+    # convention the installed scikit-learn follows.
+    axes = pca.components_
+    signs = np.sign(axes[np.arange(k), np.abs(axes).argmax(1)])
+    coords[:, :k] = projected * np.where(signs == 0, 1.0, signs)
+    ratios[:k] = pca.explained_variance_ratio_
     return coords, ratios
 
 
@@ -120,7 +128,7 @@ def reduce_2d(vectors: Any, method: Method = "pca", *, seed: int = 0) -> np.ndar
 
     Args:
         vectors: ``(N, D)`` tensor or array, finite.
-        method: ``"pca"`` (numpy SVD, deterministic), ``"tsne"`` (scikit-learn,
+        method: ``"pca"`` (scikit-learn's PCA, deterministic), ``"tsne"`` (scikit-learn,
             perplexity ``min(30, (N - 1) / 3)``, PCA initialisation) or
             ``"umap"`` (``umap-learn``).
         seed: random state of t-SNE and UMAP.

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from synthembed._scaling import AffineScaler
 from synthembed._validation import check_float, check_int
 from synthembed.errors import ConfigError, NonFiniteError, NotFittedError, ShapeError
 
@@ -225,6 +226,10 @@ def one_hot(
 class Scaler:
     """Min-max scaler into ``feature_range`` whose fitted parameters are reused on new data.
 
+    The arithmetic is the library's one scaler (``synthembed._scaling.AffineScaler``,
+    shared with :class:`~synthembed.TabularEmbedding`); this class adds the founding
+    input layer's options and a JSON form (:meth:`to_dict`).
+
     Args:
         feature_range: ``(low, high)`` of the scaled training data.
         per_feature: one min and max per feature (the flattened trailing
@@ -306,13 +311,9 @@ class Scaler:
                 f"Scaler was fitted on {self.min_.shape[0]} features per sample; got "
                 f"{matrix.shape[1]} (shape {arr.shape})."
             )
-        low, high = self.feature_range
-        span = self.max_ - self.min_
-        safe = np.where(span > 0, span, 1.0)  # a constant feature maps to `low`
-        out = (matrix - self.min_) / safe * (high - low) + low
-        if self.clip:
-            out = np.clip(out, low, high)
-        return torch.from_numpy(out.reshape(arr.shape).astype(np.float32))
+        # A constant feature maps to `low`.
+        out = self._affine().transform(torch.from_numpy(matrix))
+        return out.reshape(arr.shape).to(torch.float32)
 
     def fit_transform(self, x: Any) -> torch.Tensor:
         """:meth:`fit` then :meth:`transform`."""
@@ -324,9 +325,15 @@ class Scaler:
             raise NotFittedError("This Scaler is not fitted yet; call fit(x) first.")
         arr = _to_numpy(x, "x")
         matrix = self._matrix(arr)
-        low, high = self.feature_range
-        out = (matrix - low) / (high - low) * (self.max_ - self.min_) + self.min_
-        return torch.from_numpy(out.reshape(arr.shape).astype(np.float32))
+        out = self._affine().inverse_transform(torch.from_numpy(matrix))
+        return out.reshape(arr.shape).to(torch.float32)
+
+    def _affine(self) -> AffineScaler:
+        """The library's one scaler, with this scaler's fitted min and max."""
+        assert self.min_ is not None and self.max_ is not None  # callers check fitting
+        low = torch.from_numpy(np.asarray(self.min_, dtype=np.float64))
+        high = torch.from_numpy(np.asarray(self.max_, dtype=np.float64))
+        return AffineScaler("minmax", low, high - low, self.feature_range, self.clip)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe fitted parameters; :meth:`from_dict` restores them."""

@@ -1,12 +1,14 @@
 """Embedding layers: the plain lookup, the synthetic layer, compressed bases, tabular rows."""
 
-from synthembed.layers.bases import BASES, make_base, register_base
-from synthembed.layers.compressed import (
+from synthembed.layers.bases import (
+    BASES,
     DHEEmbedding,
     HashEmbedding,
     LowRankEmbedding,
     MixedDimEmbedding,
     QREmbedding,
+    make_base,
+    register_base,
 )
 from synthembed.layers.embedding import Embedding
 from synthembed.layers.synthetic_embedding import SyntheticEmbeddingLayer

