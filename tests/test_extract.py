@@ -201,14 +201,14 @@ def test_tuple_and_dict_outputs_with_pooling_and_mask() -> None:
         h, _ = model.rnn(model.emb(ids))  # (6, 5, 3)
     # GRU returns (output, h_n): the tuple's first item is taken by default;
     # mean/max pooling honours the batch's attention mask (positions 3, 4 dropped).
-    got = extract(model, data, "rnn", pool="mean", batch_size=4, progress=False)
+    got = extract(model, data, "rnn", mode="mean", batch_size=4, progress=False)
     torch.testing.assert_close(got, h[:, :3].mean(1))
-    got_max = extract(model, data, "rnn", pool="max", batch_size=4, progress=False)
+    got_max = extract(model, data, "rnn", mode="max", batch_size=4, progress=False)
     torch.testing.assert_close(got_max, h[:, :3].amax(1))
     unpooled = extract(model, data, "rnn", batch_size=4, progress=False)
     torch.testing.assert_close(unpooled, h)
     # The model's own dict output: last_hidden_state by default, or a chosen key.
-    first = extract(model, data, None, pool="first", progress=False)
+    first = extract(model, data, None, mode="first", progress=False)
     torch.testing.assert_close(first, h[:, 0])
     pooled = extract(model, data, None, select="pooler_output", progress=False)
     torch.testing.assert_close(pooled, h[:, -1])
@@ -230,17 +230,17 @@ def test_conv_output_pooling(cnn: SmallCNN, images: torch.Tensor) -> None:
         cnn.eval()
         maps = cnn.conv1(images)  # (37, 4, 8, 8)
     torch.testing.assert_close(
-        extract(cnn, images, "conv1", pool="mean", progress=False), maps.mean((2, 3))
+        extract(cnn, images, "conv1", mode="mean", progress=False), maps.mean((2, 3))
     )
     torch.testing.assert_close(
-        extract(cnn, images, "conv1", pool="max", progress=False), maps.amax((2, 3))
+        extract(cnn, images, "conv1", mode="max", progress=False), maps.amax((2, 3))
     )
     torch.testing.assert_close(
-        extract(cnn, images, "conv1", pool="flatten", progress=False), maps.flatten(1)
+        extract(cnn, images, "conv1", mode="flatten", progress=False), maps.flatten(1)
     )
     assert extract(cnn, images, "conv1", progress=False).shape == (37, 4, 8, 8)
     norms = extract(
-        cnn, images, "conv1", pool=lambda t: t.flatten(1).norm(dim=1, keepdim=True), progress=False
+        cnn, images, "conv1", mode=lambda t: t.flatten(1).norm(dim=1, keepdim=True), progress=False
     )
     torch.testing.assert_close(norms, maps.flatten(1).norm(dim=1, keepdim=True))
 
@@ -257,7 +257,7 @@ def test_variable_length_outputs_need_pooling() -> None:
             ids = loader[i][0]
             return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
-    with pytest.raises(ShapeError, match=r"per-row shape \(7, 3\).*\(5, 3\).*pool='mean'"):
+    with pytest.raises(ShapeError, match=r"per-row shape \(7, 3\).*\(5, 3\).*mode='mean'"):
         extract(model, Seq(), "rnn", batch_size=1, progress=False)
 
 
@@ -337,9 +337,9 @@ def test_argument_errors(cnn: SmallCNN, images: torch.Tensor, tmp_path) -> None:
         extract(cnn, images, batch_size=0)
     with pytest.raises(
         ConfigError,
-        match=r"'pool' parameter of extract must be one of 'mean', 'max', 'first', 'flatten'\. Got 'avg'",
+        match=r"'mode' parameter of extract must be one of 'mean', 'max', 'first', 'flatten'\. Got 'avg'",
     ):
-        extract(cnn, images, pool="avg")  # type: ignore[arg-type]
+        extract(cnn, images, mode="avg")  # type: ignore[arg-type]
     with pytest.raises(
         ConfigError, match=r"'out' parameter of extract must end in \.npy or \.safetensors"
     ):
@@ -365,3 +365,15 @@ def test_warns_when_layer_runs_twice() -> None:
         got = extract(model, x, "fc1", progress=False)
     with torch.no_grad():
         torch.testing.assert_close(got, model(x))  # the last call's output
+
+
+def test_pool_is_the_deprecated_name_of_mode() -> None:
+    model = nn.Sequential()
+    model.add_module("rnn", nn.Linear(3, 2))
+    data = torch.randn(4, 5, 3)
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"extract\(pool=\.\.\.\) is deprecated; use extract\(mode=\.\.\.\)",
+    ):
+        old = extract(model, data, "rnn", pool="mean", progress=False)
+    assert torch.equal(old, extract(model, data, "rnn", mode="mean", progress=False))

@@ -40,8 +40,8 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
         TextEncoder(str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match="No local model at 'bert-base-uncased'"):
         TextEncoder("bert-base-uncased")
-    with pytest.raises(ConfigError, match="'pooling' parameter of TextEncoder must be one of"):
-        TextEncoder(pooling="max")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="'mode' parameter of TextEncoder must be one of"):
+        TextEncoder(mode="max")  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +53,10 @@ def minilm() -> Path:
 
 def test_minilm_sentence_transformers_and_own_mean_pooling_agree(minilm: Path) -> None:
     st = TextEncoder()  # the packaged MiniLM via sentence-transformers
-    own = TextEncoder(minilm, pooling="mean", batch_size=2)  # transformers + our mean pooling
+    own = TextEncoder(minilm, mode="mean", batch_size=2)  # transformers + our mean pooling
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
     assert st.backend == "sentence-transformers" and own.backend == "transformers"
-    assert st.dim == own.dim == 384
+    assert st.embedding_dim == own.embedding_dim == 384
     a = st.encode(TEXTS)
     b = own.encode(TEXTS)
     assert a.shape == (5, 384) and a.dtype == torch.float32
@@ -72,7 +72,7 @@ def test_minilm_sentence_transformers_and_own_mean_pooling_agree(minilm: Path) -
 
 
 def test_cls_pooling_numpy_output_and_no_normalisation(minilm: Path) -> None:
-    enc = TextEncoder(minilm, pooling="cls", normalize=False, max_length=8)
+    enc = TextEncoder(minilm, mode="first", normalize=False, max_length=8)
     out = enc.encode(TEXTS[:3], output="numpy", show_progress=False)
     assert isinstance(out, np.ndarray) and out.shape == (3, 384) and out.dtype == np.float32
     assert not np.allclose(np.linalg.norm(out, axis=1), 1.0)
@@ -80,9 +80,19 @@ def test_cls_pooling_numpy_output_and_no_normalisation(minilm: Path) -> None:
     np.testing.assert_allclose(
         unit.numpy(), out / np.linalg.norm(out, axis=1, keepdims=True), rtol=1e-5, atol=1e-6
     )
-    mean = TextEncoder(minilm, pooling="mean", normalize=False, max_length=8).encode(TEXTS[:3])
+    mean = TextEncoder(minilm, mode="mean", normalize=False, max_length=8).encode(TEXTS[:3])
     assert not np.allclose(out, mean.numpy())
     with pytest.raises(ShapeError, match="item 1 is NoneType None"):
         enc.encode(["fine", None])  # type: ignore[list-item]
     with pytest.raises(ConfigError, match="pools by its own configuration"):
-        TextEncoder(minilm, pooling="cls", backend="sentence-transformers")
+        TextEncoder(minilm, mode="first", backend="sentence-transformers")
+
+
+def test_old_pooling_names_warn_and_still_work(minilm: Path) -> None:
+    with pytest.warns(DeprecationWarning, match=r"TextEncoder\(pooling=\.\.\.\) is deprecated"):
+        old = TextEncoder(minilm, pooling="mean", normalize=False, max_length=8)
+    assert old.mode == old.pooling == "mean" and old.dim == old.embedding_dim == 384
+    with pytest.warns(DeprecationWarning, match="mode='cls'\\) is deprecated; use mode='first'"):
+        cls = TextEncoder(minilm, mode="cls", normalize=False, max_length=8)
+    first = TextEncoder(minilm, mode="first", normalize=False, max_length=8)
+    assert torch.equal(cls.encode(TEXTS[:2]), first.encode(TEXTS[:2]))

