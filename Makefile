@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   -- the main job (a cold-start recommender on real MovieLens data)
-#   make test   -- lint, type checks and the test suite
+#   make test   -- lint, type checks and the test suite (fast kernels, then reference kernels)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,6 +24,8 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 --dist loadgroup
+	# The same suite on the plain-torch reference kernels (synthembed/_kernels/reference.py).
+	SYNTHEMBED_KERNELS=reference $(BIN)/pytest -n 2 --dist loadgroup -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info
