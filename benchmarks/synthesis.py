@@ -21,7 +21,10 @@ number of distinct ids (printed per stream). The floor line times the three
 ``(U x D) @ (D x D)`` products that ``combination`` cannot avoid (forward,
 weight gradient, row gradient) at the measured GFLOP/s, against torch's step.
 
-Run: ``.venv/bin/python benchmarks/synthesis.py --cold-start`` (``--rounds N``, ``--quick``).
+Run: ``.venv/bin/python benchmarks/synthesis.py --cold-start`` (``--rounds N``, ``--quick``);
+``SYNTHEMBED_KERNELS=reference`` times the plain-torch kernels (see ``synthembed._kernels``).
+The layer's gradients come from autograd; the kernels it calls on this path are
+``lookup`` (the base), ``unique_ids`` and ``expand_rows`` (one synthesis per distinct id).
 ``--cold-start`` adds a real-data check of ``add_items`` (see :func:`cold_start_check`).
 """
 
@@ -38,6 +41,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from synthembed import _kernels
 from synthembed.io import atomic_write
 from synthembed.layers.embedding import Embedding
 from synthembed.layers.synthetic_embedding import SyntheticEmbeddingLayer
@@ -145,7 +149,8 @@ def run(v: int, d: int, n: int, rounds: int, side_dim: int) -> tuple[dict[str, f
     lines = [
         "## SyntheticEmbeddingLayer: forward + backward per technique",
         "",
-        f"V = {v:,}, D = {d}, {n:,} ids per step, float32, 2 threads, CPU "
+        f"V = {v:,}, D = {d}, {n:,} ids per step, float32, 2 threads, "
+        f"{_kernels.get_kernels()} kernels (SYNTHEMBED_KERNELS), CPU "
         f"({platform.processor() or platform.machine()}), torch {torch.__version__}; "
         f"median of {rounds} interleaved rounds per id stream; ratio = time / torch.nn.Embedding's "
         "time on the same ids in the same run. Ids: uniform over V (the issue's setting, "

@@ -82,7 +82,7 @@ def test_technique_without_needed_side_features_raises(technique: str) -> None:
 
 @pytest.mark.parametrize(("technique", "with_side"), CASES)
 @pytest.mark.parametrize("rate_kind", ["float", "tensor"])
-def test_explicit_backward_equals_autograd(technique: str, with_side: bool, rate_kind: str) -> None:
+def test_layer_backward_equals_autograd(technique: str, with_side: bool, rate_kind: str) -> None:
     layer = build(technique, with_side, padding_idx=0, train_synthetic_fraction=0.3).double()
     twin = copy.deepcopy(layer)
     ids = torch.randint(0, V, (5, 7))
@@ -96,7 +96,7 @@ def test_explicit_backward_equals_autograd(technique: str, with_side: bool, rate
     torch.manual_seed(7)  # same dropout draw and GAN noise in both passes
     layer(ids, synthesis_rate=rate(0)).backward(grad)
     torch.manual_seed(7)
-    twin(ids, synthesis_rate=rate(1))
+    out = twin(ids, synthesis_rate=rate(1))
     twin.backward(grad)
 
     autograd = {n: p.grad for n, p in layer.named_parameters() if p.grad is not None}
@@ -108,10 +108,11 @@ def test_explicit_backward_equals_autograd(technique: str, with_side: bool, rate
     if rate_kind == "tensor":
         assert rates[0].grad is not None and rates[1].grad is not None
         torch.testing.assert_close(rates[1].grad, rates[0].grad, atol=1e-6, rtol=1e-6)
-    # A second explicit backward accumulates, like autograd would.
+    # A second layer.backward accumulates, like autograd would.
     torch.manual_seed(7)
-    twin(ids, synthesis_rate=rate(1))
+    out = twin(ids, synthesis_rate=rate(1))
     twin.backward(grad)
+    del out
     torch.testing.assert_close(
         twin.base.weight.grad, 2 * autograd["base.weight"], atol=1e-6, rtol=1e-6
     )
@@ -325,8 +326,9 @@ def test_combination_low_rank_option() -> None:
     ids = torch.randint(0, V, (9,))
     grad = torch.randn(9, D, dtype=torch.float64)
     layer(ids).backward(grad)
-    twin(ids)
+    out = twin(ids)
     twin.backward(grad)
+    del out
     assert layer.synthesizer.combination_matrix is None
     for (name, p), q in zip(layer.named_parameters(), twin.parameters()):
         torch.testing.assert_close(q.grad, p.grad, atol=1e-6, rtol=1e-6, msg=name)
@@ -384,29 +386,63 @@ def test_autoencoder_loss_on_distinct_rows_equals_the_loss_over_positions(align:
     torch.testing.assert_close(deduplicated, synth.aux_loss())
 
 
-def test_per_id_technique_sees_each_distinct_id_once_with_counts() -> None:
-    calls: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+def test_per_id_technique_sees_each_distinct_id_once() -> None:
+    calls: list[torch.Tensor] = []
 
     @register_technique("recorder")
     class Recorder(Synthesizer):
-        deduplicate = True
-
-        def per_id(self) -> bool:
-            return self.deduplicate
-
-        def forward(self, index, rows, side, visible=None, counts=None):  # type: ignore[no-untyped-def]
-            calls.append((index.clone(), None if counts is None else counts.clone()))
+        def forward(self, index, rows, side, visible=None):  # type: ignore[no-untyped-def]
+            calls.append(index.clone())
             return torch.zeros_like(rows)
 
     try:
         layer = SyntheticEmbeddingLayer(V, D, 0.5, technique="recorder")
         ids = torch.tensor([[4, 2, 4], [9, 2, 4]])
         out = layer(ids)
-        index, counts = calls[-1]
-        assert index.tolist() == [2, 4, 9] and counts is not None and counts.tolist() == [2, 3, 1]
+        assert calls[-1].tolist() == [2, 4, 9]  # per_id (the default): distinct ids
         torch.testing.assert_close(out, 0.5 * layer.base(ids))
-        layer.synthesizer.deduplicate = False  # the default: every position, no counts
+        Recorder.per_id = False  # a technique that draws noise per position: every position
         torch.testing.assert_close(layer(ids), out)
-        assert torch.equal(calls[-1][0], ids) and calls[-1][1] is None
+        assert torch.equal(calls[-1], ids)
     finally:
         del TECHNIQUES["recorder"]
+
+
+def test_gan_sees_every_position_in_training() -> None:
+    assert TECHNIQUES["gan"].per_id is False
+    assert all(TECHNIQUES[n].per_id for n in ("combination", "autoencoder", "manifold"))
+
+
+@pytest.mark.parametrize(("technique", "with_side"), CASES)
+def test_deepcopy_after_a_training_step(technique: str, with_side: bool) -> None:
+    layer = build(technique, with_side, train_synthetic_fraction=0.3)
+    out = layer(torch.randint(0, V, (12,)))
+    (out.sum() + layer.get_loss()).backward()
+    clone = copy.deepcopy(layer)
+    layer.eval()
+    clone.eval()
+    ids = torch.arange(V)
+    assert torch.equal(clone(ids), layer(ids))
+    assert clone.get_loss().item() == 0.0
+
+
+@pytest.mark.parametrize(("technique", "with_side"), CASES)
+def test_fast_and_reference_kernels_agree(technique: str, with_side: bool) -> None:
+    from synthembed import _kernels
+
+    results = []
+    for kernels in ("fast", "reference"):
+        layer = build(technique, with_side, padding_idx=0, train_synthetic_fraction=0.3).double()
+        ids = torch.randint(0, V, (6, 5), generator=torch.Generator().manual_seed(3))
+        grad = torch.randn(6, 5, D, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+        with _kernels.use_kernels(kernels):  # type: ignore[arg-type]
+            torch.manual_seed(5)
+            out = layer(ids)
+            (out * grad).sum().add(layer.get_loss()).backward()
+        grads = {n: p.grad for n, p in layer.named_parameters() if p.grad is not None}
+        results.append((out.detach(), grads))
+    (out_f, grads_f), (out_r, grads_r) = results
+    torch.testing.assert_close(out_f, out_r)
+    assert set(grads_f) == set(grads_r)
+    for name in grads_f:
+        torch.testing.assert_close(grads_f[name], grads_r[name], msg=name)

@@ -30,10 +30,6 @@ __all__ = ["Embedding", "PoolingMode", "pool_bags"]
 PoolingMode = Literal["sum", "mean", "max"]
 _MODES = ("sum", "mean", "max")
 
-# TODO(issue 12): transitional names for the synthetic layer's rewrite; removed with it.
-GradBuffers = _kernels.BufferPool
-allocate_table = _kernels.empty
-
 
 def pool_bags(
     vectors: torch.Tensor,

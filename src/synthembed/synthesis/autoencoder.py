@@ -74,10 +74,6 @@ class Autoencoder(Synthesizer):
         self.encoder = nn.Linear(d_in, self.bottleneck)
         self.head = nn.Linear(self.bottleneck, embedding_dim)
         self.decoder = nn.Linear(self.bottleneck, d_in)
-        self._saved: (
-            tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]
-            | None
-        ) = None
 
     def get_options(self) -> dict[str, Any]:
         return {
@@ -86,42 +82,30 @@ class Autoencoder(Synthesizer):
             "align": self.align,
         }
 
-    def per_id(self) -> bool:
-        return True
-
     def forward(
         self,
         index: torch.Tensor,
         rows: torch.Tensor,
         side: torch.Tensor | None,
         visible: torch.Tensor | None = None,
-        counts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         x = side.to(rows.dtype) if side is not None else self.visible_rows(rows, visible)
         h = torch.tanh(self.encoder(x))  # (*, bottleneck)
         z = self.head(h)  # (*, D)
-        self._saved = (x, h, z, rows, counts) if self.training else None
+        self.remember(x, h, z, rows)
         return z
 
-    def aux_loss(self) -> torch.Tensor | None:
-        """Reconstruction + alignment of the last training forward (None in eval mode)."""
-        if self._saved is None:
+    def aux_loss_rows(self) -> torch.Tensor | None:
+        """``(*)`` reconstruction + alignment per row of the last training forward
+        (None in eval mode); :meth:`aux_loss` is their mean."""
+        saved = self.remembered()
+        if saved is None:
             return None
-        x, h, z, rows, counts = self._saved
+        x, h, z, rows = saved
         target = rows.detach()
-        if counts is None:
-            recon = F.mse_loss(self.decoder(h), x.detach())
-            if self.align == "mse":
-                alignment = F.mse_loss(z, target)
-            else:
-                alignment = (1 - F.cosine_similarity(z, target, dim=-1)).mean()
-            return recon + self.align_weight * alignment
-        # Deduplicated rows: each stands for counts[i] batch positions, so weight it by
-        # that and the losses equal the means over every position.
-        w = counts.to(z.dtype) / counts.sum()
-        recon_rows = (self.decoder(h) - x.detach()).pow(2).mean(-1)
+        recon = (self.decoder(h) - x.detach()).pow(2).mean(-1)
         if self.align == "mse":
-            align_rows = (z - target).pow(2).mean(-1)
+            alignment = (z - target).pow(2).mean(-1)
         else:
-            align_rows = 1 - F.cosine_similarity(z, target, dim=-1)
-        return (recon_rows * w).sum() + self.align_weight * (align_rows * w).sum()
+            alignment = 1 - F.cosine_similarity(z, target, dim=-1)
+        return recon + self.align_weight * alignment

@@ -16,15 +16,16 @@ What every synthesizer receives for a batch (see :class:`Synthesizer.forward`):
   learns to stand alone (the DropoutNet idea). :meth:`Synthesizer.visible_rows`
   applies the mask.
 
-Synthesizing once per distinct id: a technique whose output row depends only on
-that row's own inputs (no noise, no batch statistics) says so by returning True
-from :meth:`Synthesizer.per_id`. The layer then calls it on the *distinct*
-``(id, visible)`` pairs of a batch only (real id streams repeat popular ids
-many times) and copies the synthetic rows back to every position, and it
-passes ``counts=``, a ``(U,)`` long tensor of how many batch positions each
-row stands for: auxiliary losses that average over rows weight by it, so they
-equal the loss over every position. Such a technique's ``forward`` takes a
-``counts`` keyword (None when the layer did not deduplicate).
+Synthesizing once per distinct id: real id streams repeat popular ids many
+times, so the layer calls a technique on the *distinct* ``(id, visible)`` pairs
+of a batch and copies the rows back. A technique whose output row depends on
+more than that row's own inputs (noise drawn per position, batch statistics)
+sets the class attribute ``per_id = False`` and sees every position. An
+auxiliary loss that averages over rows implements :meth:`Synthesizer.aux_loss_rows`
+(one loss per row): the layer then weights each distinct row by how many
+positions it stands for, and the loss equals the mean over every position.
+
+Gradients come from autograd: a technique is a plain ``forward``.
 
 Write your own technique:
 
@@ -55,16 +56,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthembed.errors import ConfigError
-from synthembed.layers.embedding import allocate_table
 
 __all__ = [
     "TECHNIQUES",
     "Synthesizer",
-    "accumulate_grad",
-    "alloc_like",
-    "blend_backward",
-    "blend_rows",
-    "column_sums",
+    "get_technique",
     "lookup_rows",
     "make_synthesizer",
     "register_technique",
@@ -156,95 +152,33 @@ def lookup_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return F.embedding(index, table)
 
 
-def alloc_like(rows: int, cols: int, like: torch.Tensor, *, zero: bool = False) -> torch.Tensor:
-    """An uninitialised (or zeroed) ``(rows, cols)`` tensor like ``like``, on 2 MiB pages.
+class _LastForward:
+    """Tensors of the last training forward that an auxiliary loss reads.
 
-    For large intermediates (see :func:`~synthembed.layers.embedding.allocate_table`):
-    a fresh ``(N, D)`` tensor from torch's allocator costs a page fault per 4 KiB,
-    measured here as much as the operation that fills it.
+    They carry the forward's autograd graph, so a copy or a pickle of the
+    module leaves them behind (``copy.deepcopy`` of a module works after a
+    training step; the copy has no last forward).
     """
-    return allocate_table(rows, cols, device=like.device, dtype=like.dtype, zero=zero)
 
+    __slots__ = ("tensors",)
 
-def blend_rows(
-    rows: torch.Tensor,
-    syn: torch.Tensor,
-    rate: float | torch.Tensor,
-    skip: int,
-    pad_row: int | None,
-) -> torch.Tensor:
-    """``lerp(rows, syn, r)`` per distinct row; rows ``[:skip]`` take ``syn`` (r = 1) and the
-    padding row ``(1 - r) * rows`` (no synthetic part)."""
-    n, d = rows.shape
-    out = alloc_like(n, d, rows)
-    if skip:
-        out[:skip].copy_(syn[:skip])
-    if skip < n:
-        torch.lerp(rows[skip:], syn[skip:], rate, out=out[skip:])
-    if pad_row is not None:
-        torch.mul(rows[pad_row], 1 - rate, out=out[pad_row])
-    return out
+    def __init__(self, tensors: tuple[torch.Tensor, ...] | None = None) -> None:
+        self.tensors = tensors
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> _LastForward:
+        return _LastForward()
 
-def blend_backward(
-    grad: torch.Tensor,
-    rows: torch.Tensor,
-    syn: torch.Tensor,
-    rate: float | torch.Tensor,
-    skip: int,
-    pad_row: int | None,
-    *,
-    need_rows: bool = True,
-    need_syn: bool = True,
-    need_rate: bool = False,
-) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-    """Gradients of :func:`blend_rows` with respect to rows, syn and the rate."""
-    n, d = grad.shape
-    g_rows = g_syn = g_rate = None
-    if need_rows:
-        g_rows = alloc_like(n, d, grad)
-        g_rows[:skip].zero_()
-        torch.mul(grad[skip:], 1 - rate, out=g_rows[skip:])
-    if need_syn:
-        g_syn = alloc_like(n, d, grad)
-        g_syn[:skip].copy_(grad[:skip])
-        torch.mul(grad[skip:], rate, out=g_syn[skip:])
-        if pad_row is not None:
-            g_syn[pad_row].zero_()
-    if need_rate:
-        # d out / d r = syn - rows on the blended rows (syn = 0 on the padding row).
-        g = grad[skip:].reshape(-1)
-        g_rate = torch.dot(g, syn[skip:].reshape(-1)) - torch.dot(g, rows[skip:].reshape(-1))
-        if pad_row is not None:
-            g_rate = g_rate - torch.dot(grad[pad_row], syn[pad_row])
-    return g_rows, g_syn, g_rate
-
-
-def column_sums(x: torch.Tensor) -> torch.Tensor:
-    """``x.sum(0)`` of a 2-d tensor as a matrix-vector product: torch's column reduction
-    measured 8x slower here under load (0.4 ms alone, 8 ms median on a busy machine)."""
-    if x.shape[0] == 0:
-        return x.new_zeros(x.shape[1])
-    ones = torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
-    return torch.mv(x.t(), ones)
-
-
-def accumulate_grad(param: torch.Tensor, grad: torch.Tensor | None) -> None:
-    """Add ``grad`` into ``param.grad`` as autograd does (create it on first use)."""
-    if grad is None or not param.requires_grad:
-        return
-    if param.grad is None:
-        param.grad = grad.detach().clone()
-    else:
-        param.grad.add_(grad.detach())
+    def __reduce__(self) -> tuple[type[_LastForward], tuple[()]]:
+        return (_LastForward, ())
 
 
 class Synthesizer(nn.Module):
     """Base class of synthesis techniques: make ``(*, D)`` vectors for ids.
 
     Subclasses set the class attributes, implement :meth:`forward`, and
-    override :meth:`aux_loss`, :meth:`fit`, :meth:`grow`, :meth:`get_options`
-    and :meth:`backward` when they have something to add.
+    override :meth:`aux_loss` (or :meth:`aux_loss_rows`), :meth:`fit`,
+    :meth:`grow` and :meth:`get_options` when they have something to add.
+    Gradients come from autograd.
 
     Args:
         num_embeddings: number of ids served.
@@ -259,18 +193,24 @@ class Synthesizer(nn.Module):
         id_tables: True if the technique keeps per-id state (a row per id,
             like ``manifold``'s coordinates), so it serves only ids in
             ``[0, num_embeddings)`` even when the base takes any 64-bit id.
+        per_id: True (the default) if each output row depends only on its own
+            id, row, side features and visibility, so the layer may synthesize
+            once per distinct id; False for techniques that draw noise per
+            position or use batch statistics (``gan``).
     """
 
     technique: ClassVar[str] = ""
     needs_side_features: ClassVar[bool] = False
     uses_rows: ClassVar[bool] = True
     id_tables: ClassVar[bool] = False
+    per_id: ClassVar[bool] = True
 
     def __init__(self, num_embeddings: int, embedding_dim: int, side_dim: int | None) -> None:
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.side_dim = side_dim
+        self._last_forward = _LastForward()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -297,12 +237,6 @@ class Synthesizer(nn.Module):
         """JSON-safe options that rebuild this synthesizer (for saving)."""
         return {}
 
-    def per_id(self) -> bool:
-        """True if each output row depends only on its own id, row, side features and
-        visibility (no noise, no batch statistics), so the layer may synthesize once per
-        distinct id and ``forward`` accepts ``counts=`` (see the module notes). Default False."""
-        return False
-
     # ------------------------------------------------------------------ helpers
     def input_dim(self) -> int:
         """Size of :meth:`inputs`: ``D`` (+ ``F`` with side features)."""
@@ -323,6 +257,14 @@ class Synthesizer(nn.Module):
         if side is not None:
             x = torch.cat([x, side.to(x.dtype)], dim=-1)
         return x
+
+    def remember(self, *tensors: torch.Tensor) -> None:
+        """Keep tensors of this training forward for :meth:`aux_loss` (dropped in eval mode)."""
+        self._last_forward = _LastForward(tensors if self.training else None)
+
+    def remembered(self) -> tuple[torch.Tensor, ...] | None:
+        """What the last forward passed to :meth:`remember` (None in eval mode or after a copy)."""
+        return self._last_forward.tensors
 
     # ------------------------------------------------------------------ the technique
     def forward(
@@ -345,27 +287,19 @@ class Synthesizer(nn.Module):
         """
         raise NotImplementedError
 
-    def aux_loss(self) -> torch.Tensor | None:
-        """Auxiliary loss of the last training forward, or None when there is none."""
-        return None
+    def aux_loss_rows(self) -> torch.Tensor | None:
+        """``(*)`` auxiliary loss of each row of the last training forward, or None.
 
-    def fused_blend(
-        self,
-        index: torch.Tensor,
-        rows: torch.Tensor,
-        side: torch.Tensor | None,
-        visible: torch.Tensor | None,
-        rate: float | torch.Tensor,
-        pad_row: int | None,
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Optional speed hook: the layer's blend and this technique in one autograd step.
-
-        For ``(U, D)`` deduplicated rows whose ``visible`` mask is a prefix of
-        False (hidden rows first): return ``(blend_rows(rows, forward(...), rate,
-        skip, pad_row), forward(...))``, the second output not differentiable, or
-        None (the default) to let the layer call :meth:`forward` and blend.
+        Implement this (instead of :meth:`aux_loss`) when the loss is a mean over
+        rows: :meth:`aux_loss` is then its mean, and the layer weights the rows of
+        a deduplicated forward by their number of positions.
         """
         return None
+
+    def aux_loss(self) -> torch.Tensor | None:
+        """Auxiliary loss of the last training forward, or None when there is none."""
+        rows = self.aux_loss_rows()
+        return None if rows is None else rows.mean()
 
     def grow(
         self,
@@ -376,44 +310,3 @@ class Synthesizer(nn.Module):
     ) -> None:
         """Make room for ``n`` new ids (default: nothing depends on the id count)."""
         self.num_embeddings += n
-
-    def backward(
-        self,
-        grad_output: torch.Tensor,
-        index: torch.Tensor,
-        rows: torch.Tensor,
-        side: torch.Tensor | None,
-        visible: torch.Tensor | None,
-        output: torch.Tensor,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """Accumulate parameter gradients of one forward; return input gradients.
-
-        The default differentiates the technique's own sub-graph (recorded by
-        autograd during :meth:`forward`) with :func:`torch.autograd.grad` and
-        adds the parameter gradients into ``.grad`` by hand. Techniques whose
-        chain rule is simple override this with explicit formulas.
-
-        Returns:
-            Gradients with respect to ``rows``, ``side`` and ``index`` (None
-            where that input needs none).
-        """
-        params = [p for p in self.parameters() if p.requires_grad]
-        wanted: list[torch.Tensor] = []
-        slots: list[int] = []
-        for slot, t in enumerate((rows, side, index)):
-            if t is not None and t.requires_grad:
-                wanted.append(t)
-                slots.append(slot)
-        if not wanted and not params:
-            return None, None, None
-        if not output.requires_grad:
-            return None, None, None
-        grads = torch.autograd.grad(
-            output, [*wanted, *params], grad_output, allow_unused=True, retain_graph=True
-        )
-        result: list[torch.Tensor | None] = [None, None, None]
-        for slot, g in zip(slots, grads[: len(wanted)]):
-            result[slot] = g
-        for p, g in zip(params, grads[len(wanted) :]):
-            accumulate_grad(p, g)
-        return result[0], result[1], result[2]

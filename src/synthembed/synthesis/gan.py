@@ -64,6 +64,8 @@ class Gan(Synthesizer):
         (torch.Size([2, 8]), 0)
     """
 
+    per_id = False  # noise is drawn per batch position in training
+
     def __init__(
         self,
         num_embeddings: int,
@@ -90,7 +92,6 @@ class Gan(Synthesizer):
         self.discriminator = nn.Sequential(
             nn.Linear(embedding_dim + cond_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1)
         )
-        self._saved: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def get_options(self) -> dict[str, Any]:
         return {
@@ -99,17 +100,12 @@ class Gan(Synthesizer):
             "align_weight": self.align_weight,
         }
 
-    def per_id(self) -> bool:
-        # Noise is drawn per batch position in training; in eval mode it is zero.
-        return not self.training
-
     def forward(
         self,
         index: torch.Tensor,
         rows: torch.Tensor,
         side: torch.Tensor | None,
         visible: torch.Tensor | None = None,
-        counts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         cond = side.to(rows.dtype) if side is not None else self.visible_rows(rows, visible)
         shape = (*cond.shape[:-1], self.noise_dim)
@@ -118,7 +114,7 @@ class Gan(Synthesizer):
         else:
             noise = cond.new_zeros(shape)  # the noise's mean: deterministic inference
         fake = self.generator(torch.cat([cond, noise], dim=-1))  # (*, D)
-        self._saved = (fake, rows, cond) if self.training else None
+        self.remember(fake, rows, cond)
         return fake
 
     def _critic(self, row: torch.Tensor, cond: torch.Tensor, *, frozen: bool) -> torch.Tensor:
@@ -130,17 +126,19 @@ class Gan(Synthesizer):
 
     def aux_loss(self) -> torch.Tensor | None:
         """Generator loss of the last training forward (None in eval mode)."""
-        if self._saved is None:
+        saved = self.remembered()
+        if saved is None:
             return None
-        fake, rows, cond = self._saved
+        fake, rows, cond = saved
         adversarial = F.softplus(-self._critic(fake, cond, frozen=True)).mean()
         return adversarial + self.align_weight * F.mse_loss(fake, rows.detach())
 
     def discriminator_loss(self) -> torch.Tensor | None:
         """Discriminator loss of the last training forward (None in eval mode)."""
-        if self._saved is None:
+        saved = self.remembered()
+        if saved is None:
             return None
-        fake, rows, cond = self._saved
+        fake, rows, cond = saved
         real_logit = self._critic(rows.detach(), cond, frozen=False)
         fake_logit = self._critic(fake.detach(), cond, frozen=False)
         return F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean()

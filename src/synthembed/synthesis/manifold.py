@@ -253,16 +253,12 @@ class Manifold(Synthesizer):
         self.num_embeddings += n
 
     # ------------------------------------------------------------------ forward
-    def per_id(self) -> bool:
-        return True
-
     def forward(
         self,
         index: torch.Tensor,
         rows: torch.Tensor,
         side: torch.Tensor | None,
         visible: torch.Tensor | None = None,
-        counts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         coords = lookup_rows(self.coordinates.to(rows.dtype), index)  # (*, C)
         return self.projection(coords)

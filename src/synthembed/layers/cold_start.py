@@ -1,0 +1,227 @@
+"""Per-id state of a synthetic layer: counts, cold ids, ids past the table, new ids.
+
+:class:`ColdStart` is the part of
+:class:`~synthembed.layers.synthetic_embedding.SyntheticEmbeddingLayer` that
+decides which ids are served fully synthetic (``r = 1``) and adds new ids
+(:meth:`ColdStart.add_items`). The state lives in the layer's buffers
+``counts`` (training-mode sightings per id) and ``added`` (ids added by
+``add_items``), so it survives ``deepcopy``, ``state_dict`` and growth.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from synthembed._validation import (
+    check_ids,
+    check_int,
+    check_integer_ids,
+    check_nonnegative_ids,
+)
+from synthembed.errors import ConfigError, InvalidIndexError, ShapeError
+from synthembed.layers.embedding import Embedding
+from synthembed.layers.synthesis_config import SynthesisConfig, check_side_features
+from synthembed.synthesis import Synthesizer
+
+__all__ = ["ColdStart"]
+
+_OWNER = "SyntheticEmbeddingLayer"
+
+
+class ColdStart:
+    """Mixin of the synthetic layer: which ids are cold, and adding new ones."""
+
+    counts: torch.Tensor
+    added: torch.Tensor
+    step: torch.Tensor
+    side_features: torch.Tensor | None
+    config: SynthesisConfig
+    base: nn.Module
+    base_name: str
+    synthesizer: Synthesizer
+    input_dim: int
+    embedding_dim: int
+    padding_idx: int | None
+    training: bool
+    _any_added: bool
+
+    def _device(self) -> torch.device:
+        raise NotImplementedError
+
+    def _accepts_any_id(self) -> bool:
+        return bool(getattr(self.base, "accepts_any_id", False))
+
+    def _table_lookup(self, table: torch.Tensor, ids: torch.Tensor, beyond: bool) -> torch.Tensor:
+        """``table[ids]`` for a per-id buffer; ids past its end (hashing bases) read 0/False."""
+        if not beyond:
+            return table[ids]
+        inside = ids < table.shape[0]
+        values = table[torch.where(inside, ids, 0)]
+        return values & inside if values.dtype == torch.bool else values * inside
+
+    def _forced(self, ids: torch.Tensor | None, beyond: bool = False) -> torch.Tensor | None:
+        """``(*)`` bool: ids served fully synthetic in this forward, or None for none."""
+        if ids is None:
+            return None
+        cfg = self.config
+        forced: torch.Tensor | None = None
+        if self.training:
+            if cfg.train_synthetic_fraction > 0:
+                forced = torch.rand(ids.shape, device=ids.device) < cfg.train_synthetic_fraction
+        elif cfg.cold_threshold > 0 or self._any_added:
+            seen = self._table_lookup(self.counts, ids, beyond)
+            forced = seen < cfg.cold_threshold
+            if self._any_added:
+                forced = forced | (self._table_lookup(self.added, ids, beyond) & (seen == 0))
+        if forced is None:
+            return None
+        if self.padding_idx is not None:
+            forced = forced & (ids != self.padding_idx)
+        if not self.training and not bool(forced.any()):
+            return None
+        return forced
+
+    def _check_ids(self, ids: torch.Tensor, owner: str) -> bool:
+        """Validate ids; True when some lie past ``input_dim`` (hashing bases only)."""
+        if not self._accepts_any_id():
+            check_ids(ids, self.input_dim, owner)
+            return False
+        check_nonnegative_ids(ids, owner)
+        return ids.numel() > 0 and int(ids.max()) >= self.input_dim
+
+    def _check_beyond(self, ids: torch.Tensor) -> None:
+        """Ids past ``input_dim`` about to be synthesized: fine unless a per-id table is needed."""
+        need = None
+        if self.side_features is not None:
+            need = f"side features exist only for ids in [0, {self.input_dim - 1}]"
+        elif getattr(self.synthesizer, "id_tables", False):
+            need = (
+                f"the {self.config.technique!r} technique keeps per-id state only for ids in "
+                f"[0, {self.input_dim - 1}]"
+            )
+        if need is None:
+            return
+        outside = ids[ids >= self.input_dim]
+        raise InvalidIndexError(
+            f"{_OWNER} got {outside.numel()} id(s) at or beyond input_dim={self.input_dim} "
+            f"(largest {int(outside.max())}) to synthesize; the {self.base_name!r} base takes any "
+            f"64-bit id, but {need}. Add such ids with add_items (with their side features), "
+            "or serve them from the base alone (synthesis_rate=0, cold_threshold=0)."
+        )
+
+    def add_items(
+        self,
+        side_features: Any = None,
+        *,
+        num_items: int | None = None,
+        **technique_kwargs: Any,
+    ) -> torch.Tensor:
+        """Add new ids after the existing ones; they are cold: fully synthetic in eval mode.
+
+        The base table grows (a ``"full"`` base starts the new rows at the mean
+        of the existing rows, a neutral point for when they warm up), the
+        synthesizer makes room (``manifold`` places the new ids by their
+        nearest neighbours in feature space), and the new ids are flagged as
+        added: until an id has been seen in training mode (and at least
+        ``cold_threshold`` times), eval-mode forwards serve it with ``r = 1``.
+
+        Layers without side features can add ids too (pass ``num_items``) with
+        techniques that work without them; all such new ids then get the same
+        synthetic vector (nothing distinguishes them yet).
+
+        Args:
+            side_features: ``(n, F)`` side features of the new ids (required when
+                the layer has side features).
+            num_items: number of new ids when the layer has no side features.
+            technique_kwargs: technique-specific data, e.g. ``affinity=`` ``(n, input_dim)``
+                similarities for a ``manifold`` layer built on a similarity graph.
+
+        Returns:
+            The new ids, a ``(n,)`` long tensor.
+
+        Raises:
+            ConfigError, ShapeError, NonFiniteError: missing or malformed features.
+
+        Note:
+            The base weight becomes a new Parameter: rebuild optimizers that held it.
+        """
+        old_side = self.side_features
+        new_side: torch.Tensor | None = None
+        if old_side is not None:
+            if side_features is None:
+                raise ConfigError(
+                    f"This {_OWNER} has side features of size {old_side.shape[1]}; add_items needs "
+                    f"the new items' side features, a tensor of shape (n, {old_side.shape[1]})."
+                )
+            if not isinstance(side_features, torch.Tensor):
+                side_features = torch.as_tensor(side_features)
+            n_rows = int(side_features.shape[0]) if side_features.dim() >= 1 else -1
+            new_side = check_side_features(
+                side_features, max(n_rows, 0), "side_features of new items"
+            )
+            if new_side.shape[1] != old_side.shape[1]:
+                raise ShapeError(
+                    f"side_features of new items must have shape (n, {old_side.shape[1]}); got "
+                    f"{tuple(new_side.shape)}."
+                )
+            if num_items is not None and num_items != new_side.shape[0]:
+                raise ConfigError(
+                    f"num_items={num_items} disagrees with the {new_side.shape[0]} rows of side_features."
+                )
+            n = int(new_side.shape[0])
+            new_side = new_side.to(device=old_side.device, dtype=old_side.dtype)
+        else:
+            if side_features is not None:
+                raise ConfigError(
+                    f"This {_OWNER} was built without side features; pass num_items=n instead "
+                    "(or build the layer with side_features= to synthesize from them)."
+                )
+            checked = check_int(f"{_OWNER}.add_items", "num_items", num_items, 0)
+            assert checked is not None
+            n = checked
+        device = self._device()
+        if n == 0:
+            return torch.zeros(0, dtype=torch.long, device=device)
+        if self.config.train_synthetic_fraction == 0.0 and int(self.step) > 0:
+            warnings.warn(
+                "add_items: new ids are served by the synthesizer alone (r = 1), but this layer "
+                "was trained with train_synthetic_fraction=0, so its synthesizer never learned to "
+                "stand alone; expect poor vectors for the new ids. Train with "
+                "train_synthetic_fraction > 0 (e.g. 0.3) when you rely on cold ids.",
+                stacklevel=2,
+            )
+        # The synthesizer validates its own inputs before changing anything.
+        self.synthesizer.grow(n, new_side, old_side, **technique_kwargs)
+        base = self.base
+        if isinstance(base, Embedding):
+            with torch.no_grad():
+                w = base.weight
+                keep = torch.ones(w.shape[0], dtype=torch.bool, device=w.device)
+                if self.padding_idx is not None:
+                    keep[self.padding_idx] = False
+                mean = w[keep].mean(0) if bool(keep.any()) else w.new_zeros(self.embedding_dim)
+            new_ids = base.grow(n, init=mean.expand(n, -1).clone())
+        else:
+            new_ids = base.grow(n)  # type: ignore[operator]
+        if new_side is not None and old_side is not None:
+            self.side_features = torch.cat([old_side, new_side])
+        self.counts = torch.cat([self.counts, self.counts.new_zeros(n)])
+        self.added = torch.cat([self.added, self.added.new_ones(n)])
+        self.input_dim += n
+        self._any_added = True
+        return new_ids.to(device)
+
+    def is_cold(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(*)`` bool: which ids an eval-mode forward serves fully synthetic."""
+        ids = check_integer_ids(ids, f"{_OWNER}.is_cold").long()
+        beyond = self._check_ids(ids, f"{_OWNER}.is_cold")
+        seen = self._table_lookup(self.counts, ids, beyond)
+        added = self._table_lookup(self.added, ids, beyond)
+        cold = (seen < self.config.cold_threshold) | (added & (seen == 0))
+        if self.padding_idx is not None:
+            cold = cold & (ids != self.padding_idx)
+        return cold

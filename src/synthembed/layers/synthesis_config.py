@@ -1,0 +1,305 @@
+"""How a :class:`~synthembed.layers.synthetic_embedding.SyntheticEmbeddingLayer` synthesizes.
+
+:class:`SynthesisConfig` (frozen; validated in one place), the layer's methods
+that read and change it (:class:`SynthesisControl`: the rate, the synthesizer,
+``configure_synthesis``), and the small checks and encoders of its arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from synthembed._validation import check_choice, check_finite, check_float, check_int
+from synthembed.errors import ConfigError, ShapeError
+from synthembed.synthesis import Synthesizer, get_technique, make_synthesizer
+
+__all__ = [
+    "KEEP",
+    "SynthesisConfig",
+    "SynthesisControl",
+    "check_side_features",
+    "decode_options",
+    "encode_options",
+]
+
+_OWNER = "SyntheticEmbeddingLayer"
+_Control = TypeVar("_Control", bound="SynthesisControl")
+_SCHEDULES = ("linear",)
+
+
+class _Keep:
+    """Sentinel: an argument of :meth:`configure_synthesis` that was left out."""
+
+    def __repr__(self) -> str:
+        return "<keep>"
+
+
+KEEP: Any = _Keep()
+"""Default of :meth:`configure_synthesis` arguments: keep the current value."""
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """How a :class:`SyntheticEmbeddingLayer` synthesizes; replaced whole by ``configure_synthesis``.
+
+    Attributes:
+        technique: a registered synthesis technique (``synthembed.synthesis.TECHNIQUES``).
+        synthesis_rate: the blend rate ``r`` in ``[0, 1]``. The default 0.1 is the
+            founding documents' value and a *low* rate ("start low, raise
+            gradually"); it is not 0 so that the synthesizer trains alongside
+            the table by default and cold ids get a trained synthetic vector.
+            Use 0 for an exact, equally fast :class:`~synthembed.Embedding`.
+        adaptive: learn the rate: ``r = sigmoid(rate_logit)`` starting at ``synthesis_rate``.
+        schedule: ``("linear", warmup_steps)``: ``r`` rises linearly from 0 to the
+            rate over the first ``warmup_steps`` training-mode forwards; None: constant.
+        cold_threshold: in eval mode, ids seen fewer than this many times in
+            training mode are served fully synthetic (``r = 1``). 0 disables.
+        train_synthetic_fraction: in training mode, this fraction of the ids
+            (drawn per forward) is served fully synthetic without its base row,
+            so the synthesizer learns to stand alone for cold ids (the idea of
+            DropoutNet, Volkovs et al., NeurIPS 2017). 0 disables; 0.2 to 0.5
+            suits cold-start work.
+        options: the technique's own options (see its class).
+    """
+
+    technique: str = "combination"
+    synthesis_rate: float = 0.1
+    adaptive: bool = False
+    schedule: tuple[str, int] | None = None
+    cold_threshold: int = 0
+    train_synthetic_fraction: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> SynthesisConfig:
+        """Check every field; return a normalised copy. Raises :class:`ConfigError`."""
+        get_technique(self.technique)
+        rate = check_float(_OWNER, "synthesis_rate", self.synthesis_rate, 0.0, 1.0)
+        if not isinstance(self.adaptive, bool):
+            raise ConfigError(
+                f"The 'adaptive' parameter of {_OWNER} must be a bool. Got {self.adaptive!r} instead."
+            )
+        if self.adaptive and not 0.0 < float(self.synthesis_rate) < 1.0:
+            raise ConfigError(
+                f"adaptive=True learns the rate through a sigmoid, so synthesis_rate must start "
+                f"in the open range (0, 1). Got {self.synthesis_rate!r} instead."
+            )
+        schedule = self.schedule
+        if schedule is not None:
+            if not isinstance(schedule, (tuple, list)) or len(schedule) != 2:
+                raise ConfigError(
+                    f"The 'schedule' parameter of {_OWNER} must be None or (kind, warmup_steps), "
+                    f"e.g. ('linear', 1000). Got {schedule!r} instead."
+                )
+            check_choice(_OWNER, "schedule kind", schedule[0], _SCHEDULES)
+            check_int(_OWNER, "schedule warmup_steps", schedule[1], 0)
+            schedule = (str(schedule[0]), int(schedule[1]))
+        threshold = check_int(_OWNER, "cold_threshold", self.cold_threshold, 0)
+        frac = check_float(
+            _OWNER, "train_synthetic_fraction", self.train_synthetic_fraction, 0.0, 1.0
+        )
+        assert rate is not None and threshold is not None and frac is not None
+        return replace(
+            self,
+            synthesis_rate=rate,
+            schedule=schedule,
+            cold_threshold=threshold,
+            train_synthetic_fraction=frac,
+            options=dict(self.options),
+        )
+
+
+def encode_options(options: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe copy of base options (``torch.dtype`` values become tagged strings)."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, torch.dtype):
+            out[key] = {"torch.dtype": str(value).removeprefix("torch.")}
+        else:
+            out[key] = value
+    json.dumps(out)  # raises TypeError for anything else that is not JSON-safe
+    return out
+
+
+def decode_options(options: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, dict) and set(value) == {"torch.dtype"}:
+            dtype = getattr(torch, value["torch.dtype"], None)
+            if not isinstance(dtype, torch.dtype):
+                raise ConfigError(f"Unknown dtype {value['torch.dtype']!r} in base_options.")
+            out[key] = dtype
+        else:
+            out[key] = value
+    return out
+
+
+def check_side_features(side: Any, rows: int, what: str) -> torch.Tensor:
+    if not isinstance(side, torch.Tensor):
+        try:
+            side = torch.as_tensor(side)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ShapeError(
+                f"{what} must be a 2-d tensor of shape ({rows}, F); got {type(side).__name__}."
+            ) from exc
+    if side.dim() != 2 or side.shape[0] != rows or side.shape[1] == 0:
+        raise ShapeError(
+            f"{what} must have shape ({rows}, F) with F >= 1 (one row of features per id); "
+            f"got {tuple(side.shape)}."
+        )
+    if not side.is_floating_point():
+        side = side.to(torch.get_default_dtype())
+    check_finite(side, what)
+    return side
+
+
+class SynthesisControl:
+    """Mixin of the synthetic layer: the rate it blends with, and changing how it synthesizes."""
+
+    config: SynthesisConfig
+    synthesizer: Synthesizer
+    side_features: torch.Tensor | None
+    rate_logit: nn.Parameter | None
+    step: torch.Tensor
+    input_dim: int
+    embedding_dim: int
+    _synth_ran: bool
+
+    def _device(self) -> torch.device:
+        raise NotImplementedError
+
+    def _dtype(self) -> torch.dtype:
+        raise NotImplementedError
+
+    def _build_synthesizer(self, config: SynthesisConfig, *, fit: bool) -> Synthesizer:
+        side = self.side_features
+        synth = make_synthesizer(
+            config.technique,
+            self.input_dim,
+            self.embedding_dim,
+            None if side is None else int(side.shape[1]),
+            **config.options,
+        )
+        synth.to(device=self._device(), dtype=self._dtype())
+        if fit:
+            synth.fit(side)
+        return synth
+
+    def _set_adaptive(self, config: SynthesisConfig) -> None:
+        if config.adaptive:
+            rate = config.synthesis_rate
+            # (1,) rather than 0-d, like ``step``: saved files checksum tensors as bytes.
+            logit = torch.full(
+                (1,), math.log(rate / (1 - rate)), dtype=self._dtype(), device=self._device()
+            )
+            self.rate_logit = nn.Parameter(logit)
+        else:
+            self.rate_logit = None
+
+    # ------------------------------------------------------------------ rate
+    def current_rate(self, synthesis_rate: Any = None) -> float | torch.Tensor:
+        """The blend rate the next forward uses (before per-id overrides).
+
+        Args:
+            synthesis_rate: a per-call rate (float in ``[0, 1]`` or a 0-d tensor), or None.
+        """
+        if synthesis_rate is not None:
+            if isinstance(synthesis_rate, torch.Tensor):
+                if synthesis_rate.numel() != 1 or not synthesis_rate.is_floating_point():
+                    raise ConfigError(
+                        f"A tensor synthesis_rate must be a floating 0-d tensor; got dtype "
+                        f"{synthesis_rate.dtype} and shape {tuple(synthesis_rate.shape)}."
+                    )
+                return synthesis_rate.reshape(())
+            rate = check_float(_OWNER, "synthesis_rate", synthesis_rate, 0.0, 1.0)
+            assert rate is not None
+            return rate
+        cfg = self.config
+        r: float | torch.Tensor = (
+            torch.sigmoid(self.rate_logit).reshape(())
+            if self.rate_logit is not None
+            else cfg.synthesis_rate
+        )
+        if cfg.schedule is not None:
+            warmup = cfg.schedule[1]
+            factor = 1.0 if warmup == 0 else min(1.0, int(self.step) / warmup)
+            r = r * factor
+        return r
+
+    # ------------------------------------------------------------------ configuration
+    def configure_synthesis(
+        self: _Control,
+        technique: Any = KEEP,
+        synthesis_rate: Any = KEEP,
+        schedule: Any = KEEP,
+        cold_threshold: Any = KEEP,
+        *,
+        adaptive: Any = KEEP,
+        train_synthetic_fraction: Any = KEEP,
+        **options: Any,
+    ) -> _Control:
+        """Change how the layer synthesizes; everything is validated before anything changes.
+
+        Arguments left out keep their current value; ``schedule=None`` removes a
+        schedule. A new ``technique`` (or new technique options) builds a fresh
+        synthesizer with new parameters (and, for ``manifold``, fits its
+        coordinates now): rebuild optimizers that held the old parameters.
+        Options given without a technique update the current technique's options.
+
+        Args:
+            technique: a registered technique name.
+            synthesis_rate: new rate in ``[0, 1]`` (resets a learnable rate to it).
+            schedule: ``("linear", warmup_steps)`` or None.
+            cold_threshold: eval-mode count below which ids are fully synthetic.
+            adaptive: learn the rate.
+            train_synthetic_fraction: training-mode fraction of fully synthetic ids.
+            options: the technique's options.
+
+        Returns:
+            self.
+
+        Raises:
+            ConfigError: any value out of range, an unknown technique or option.
+
+        Example:
+            >>> from synthembed import SyntheticEmbeddingLayer
+            >>> layer = SyntheticEmbeddingLayer(100, 8)
+            >>> layer.configure_synthesis(technique="autoencoder", synthesis_rate=0.2,
+            ...                           cold_threshold=5, bottleneck=4).technique
+            'autoencoder'
+        """
+        old = self.config
+        changes: dict[str, Any] = {}
+        for name, value in (
+            ("synthesis_rate", synthesis_rate),
+            ("schedule", schedule),
+            ("cold_threshold", cold_threshold),
+            ("adaptive", adaptive),
+            ("train_synthetic_fraction", train_synthetic_fraction),
+        ):
+            if value is not KEEP:
+                changes[name] = value
+        new_technique = technique is not KEEP and technique != old.technique
+        rebuild = new_technique or bool(options)
+        if new_technique:
+            changes["technique"] = technique
+            changes["options"] = dict(options)
+        elif options:
+            changes["options"] = {**old.options, **options}
+        new = replace(old, **changes).validate()
+        synth = self._build_synthesizer(new, fit=True) if rebuild else None
+        # Everything is valid: change state.
+        self.config = new
+        if synth is not None:
+            self.synthesizer = synth
+            self._synth_ran = False
+        if new.adaptive != old.adaptive or (
+            new.adaptive and new.synthesis_rate != old.synthesis_rate
+        ):
+            self._set_adaptive(new)
+        return self
