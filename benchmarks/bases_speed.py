@@ -35,7 +35,7 @@ CONFIGS: dict[str, dict[str, object]] = {
     "lowrank": {"rank": 8},
     "mixed": {"num_blocks": 4, "alpha": 0.5},
     "hash": {"num_buckets": V // 32, "num_hashes": 2},
-    "qr": {"num_buckets": 1000},
+    "qr": {"num_collisions": 1000},
     "dhe": {"num_hashes": 256, "hidden_dims": (256,)},
 }
 

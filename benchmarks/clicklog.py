@@ -128,7 +128,9 @@ def build(base: str, num_ids: int) -> nn.Module:
             init_std=std,
         )
     if base == "qr":
-        return QREmbedding(num_ids, D, num_buckets=math.isqrt(num_ids), sparse=True, init_std=std)
+        return QREmbedding(
+            num_ids, D, num_collisions=math.isqrt(num_ids), sparse=True, init_std=std
+        )
     if base == "dhe":
         return DHEEmbedding(num_ids, D, num_hashes=64, hidden_dims=(128,))  # small: CPU time
     if base == "lowrank":

@@ -179,7 +179,7 @@ def build_item_base(
         if best is None:
             return None
         _, parts, m = best
-        layer = QREmbedding(v, D, num_buckets=m, num_partitions=parts, init_std=INIT_STD)
+        layer = QREmbedding(v, D, num_collisions=m, num_partitions=parts, init_std=INIT_STD)
         return layer, f"sizes={layer.sizes}, product"
     if name == "dhe":
         k = min(256, budget // 128)

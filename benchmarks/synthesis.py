@@ -57,7 +57,7 @@ def build_variants(v: int, d: int, side_dim: int) -> dict[str, nn.Module]:
     variants: dict[str, nn.Module] = {
         "torch.nn.Embedding": nn.Embedding(v, d),
         "synthembed.Embedding (the base alone)": Embedding(v, d),
-        "rate 0 (synthesizer skipped)": SyntheticEmbeddingLayer(v, d, 0.0),
+        "rate 0 (synthesizer skipped)": SyntheticEmbeddingLayer(v, d, synthesis_rate=0.0),
         "combination (default)": SyntheticEmbeddingLayer(v, d),
         f"combination + side features (F={side_dim})": SyntheticEmbeddingLayer(
             v, d, side_features=side
@@ -252,11 +252,11 @@ def cold_start_check(epochs: int = 10) -> str:
     ]
     for label, technique, frac, side in variants:
         torch.manual_seed(0)
-        users = SyntheticEmbeddingLayer(len(user_index), 32, 0.0)
+        users = SyntheticEmbeddingLayer(len(user_index), 32, synthesis_rate=0.0)
         items = SyntheticEmbeddingLayer(
             len(warm),
             32,
-            0.1,
+            synthesis_rate=0.1,
             technique=technique,
             side_features=features(warm) if side else None,
             train_synthetic_fraction=frac,

@@ -162,7 +162,9 @@ def main(quick: bool = False, out: str | Path = "digits_output") -> list[dict[st
         seconds["cnn"] += time.perf_counter() - start
 
         start = time.perf_counter()
-        ae = AutoencoderEmbedder(AE_DIM, hidden=(128, 64), epochs=ae_epochs, patience=15, seed=fold)
+        ae = AutoencoderEmbedder(
+            AE_DIM, hidden_dims=(128, 64), epochs=ae_epochs, patience=15, seed=fold
+        )
         ae.fit(X[tr])
         scores["ae"].append(knn_accuracy(ae.transform(X[tr]), y[tr], ae.transform(X[te]), y[te]))
         seconds["ae"] += time.perf_counter() - start

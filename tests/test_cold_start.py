@@ -41,7 +41,7 @@ def synthetic(
 
 def test_cold_ids_are_fully_synthetic_in_eval_mode() -> None:
     side = torch.rand(V, F)
-    layer = SyntheticEmbeddingLayer(V, D, 0.2, side_features=side, cold_threshold=2)
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.2, side_features=side, cold_threshold=2)
     layer(torch.tensor([1, 1, 2]))  # id 1 seen twice (warm), id 2 once (cold)
     assert layer.counts[:3].tolist() == [0, 2, 1]
     layer.eval()
@@ -62,7 +62,7 @@ def test_cold_ids_are_fully_synthetic_in_eval_mode() -> None:
 
 def test_train_synthetic_fraction_hides_rows_in_training_only() -> None:
     layer = SyntheticEmbeddingLayer(
-        V, D, 0.2, side_features=torch.rand(V, F), train_synthetic_fraction=1.0
+        V, D, synthesis_rate=0.2, side_features=torch.rand(V, F), train_synthetic_fraction=1.0
     )
     ids = torch.tensor([3, 4, 5])
     torch.testing.assert_close(layer(ids), synthetic(layer, ids, hidden=True))
@@ -119,7 +119,7 @@ BIG = torch.tensor([3, 2**40, 2**63 - 1, 2**40])
 )
 def test_hashing_base_takes_any_nonnegative_64bit_id(base: str) -> None:
     torch.manual_seed(0)
-    layer = SyntheticEmbeddingLayer(V, D, 0.3, base=base).double()
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.3, base=base).double()
     twin = copy.deepcopy(layer)
     out = layer(BIG)
     assert out.shape == (4, D) and torch.isfinite(out).all()
@@ -147,7 +147,7 @@ def test_hashing_base_takes_any_nonnegative_64bit_id(base: str) -> None:
 
 def test_ids_past_input_dim_that_need_side_features_raise_before_counting() -> None:
     side = torch.rand(V, F)
-    layer = SyntheticEmbeddingLayer(V, D, 0.3, base="hash", side_features=side)
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.3, base="hash", side_features=side)
     with pytest.raises(
         InvalidIndexError,
         match=r"3 id\(s\) at or beyond input_dim=30 \(largest 9223372036854775807\).*'hash' base "

@@ -82,7 +82,7 @@ def _synthetic(technique: str) -> Callable[[], dict[str, bytes]]:
         layer = SyntheticEmbeddingLayer(
             V,
             D,
-            0.3,
+            synthesis_rate=0.3,
             technique=technique,
             side_features=side,
             train_synthetic_fraction=0.25,  # random per step: seeded too
@@ -123,7 +123,9 @@ CASES: dict[str, Callable[[], dict[str, bytes]]] = {
     "synthetic-autoencoder": _synthetic("autoencoder"),
     "synthetic-gan": _synthetic("gan"),
     "synthetic-manifold": _synthetic("manifold"),
-    "synthetic-qr-base": lambda: _train_ids(SyntheticEmbeddingLayer(V, D, 0.5, base="qr")),
+    "synthetic-qr-base": lambda: _train_ids(
+        SyntheticEmbeddingLayer(V, D, synthesis_rate=0.5, base="qr")
+    ),
     "hash": lambda: _train_ids(HashEmbedding(V, D, num_buckets=8)),
     "qr": lambda: _train_ids(QREmbedding(V, D)),
     "dhe": lambda: _train_ids(DHEEmbedding(V, D, num_hashes=16, hidden_dims=(16,))),

@@ -72,7 +72,7 @@ def _state(module: nn.Module) -> dict[str, Any]:
 
 @given(st.lists(tokens, max_size=30, unique=True), st.sampled_from(["error", "unk", "hash"]))
 def test_vocabulary_round_trips_arbitrary_unicode(items: list[Any], oov: str) -> None:
-    vocab = Vocabulary(items, oov=oov, num_buckets=3 if oov == "hash" else None)  # type: ignore[arg-type]
+    vocab = Vocabulary(items, oov=oov, num_oov_buckets=3 if oov == "hash" else None)  # type: ignore[arg-type]
     ids = vocab.encode(items)
     assert ids.dtype == torch.long and ids.shape == (len(items),)
     assert vocab.decode(ids, strip_padding=False) == items
@@ -87,7 +87,7 @@ def test_vocabulary_round_trips_arbitrary_unicode(items: list[Any], oov: str) ->
 
 @given(st.lists(tokens, max_size=10, unique=True), st.lists(tokens, max_size=10))
 def test_vocabulary_unknown_tokens_follow_policy(known: list[Any], queries: list[Any]) -> None:
-    hashed = Vocabulary(known, oov="hash", num_buckets=4)
+    hashed = Vocabulary(known, oov="hash", num_oov_buckets=4)
     unk = Vocabulary(known, oov="unk")
     strict = Vocabulary(known, oov="error")
     for q in queries:
@@ -129,10 +129,15 @@ def _layers() -> dict[str, tuple[nn.Module, bool]]:
     }
     for technique in ("combination", "autoencoder", "gan", "manifold"):
         layer = SyntheticEmbeddingLayer(
-            V, D, 0.5, technique=technique, side_features=side, train_synthetic_fraction=0.2
+            V,
+            D,
+            synthesis_rate=0.5,
+            technique=technique,
+            side_features=side,
+            train_synthetic_fraction=0.2,
         )
         layers[f"synthetic-{technique}"] = (layer, False)
-    layers["synthetic-qr"] = (SyntheticEmbeddingLayer(V, D, 0.5, base="qr"), True)
+    layers["synthetic-qr"] = (SyntheticEmbeddingLayer(V, D, synthesis_rate=0.5, base="qr"), True)
     return layers
 
 
@@ -349,7 +354,7 @@ def synthetic_configs(draw: Callable[..., Any]) -> SyntheticEmbeddingLayer:
     layer = SyntheticEmbeddingLayer(
         n,
         dim,
-        rate,
+        synthesis_rate=rate,
         technique=technique,
         side_features=side,
         padding_idx=draw(st.one_of(st.none(), st.integers(0, n - 1))),

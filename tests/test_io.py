@@ -74,7 +74,7 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, kwargs) -> None:
 
 
 def test_save_load_keeps_vocab_frozen_state_and_growth(tmp_path) -> None:
-    vocab = Vocabulary.build(["a", "b", "a"], oov="hash", num_buckets=2)
+    vocab = Vocabulary.build(["a", "b", "a"], oov="hash", num_oov_buckets=2)
     layer = Embedding.from_pretrained(torch.randn(len(vocab), 3), vocab=vocab)
     vocab.add("c")
     layer.grow(1)

@@ -37,7 +37,7 @@ def test_compressed_bases_match_hand_computed_sizes() -> None:
     assert report.parameter_bytes == (500 * 32 + 10_000 * 3) * 4
     assert report.full_float32_bytes == 10_000 * 32 * 4
     assert report.compression_ratio == pytest.approx(10_000 * 32 / (500 * 32 + 10_000 * 3))
-    q = QREmbedding(10_000, 32, num_buckets=100)
+    q = QREmbedding(10_000, 32, num_collisions=100)
     assert memory_report(q).total_bytes == (100 * 32 + 100 * 32) * 4
     d = DHEEmbedding(10_000, 32, num_hashes=64, hidden_dims=(16,))
     params = (64 * 16 + 16 + 16 * 32 + 32) * 4
@@ -69,7 +69,7 @@ def test_shared_storage_is_counted_once() -> None:
 def test_meta_device_sizes_a_table_without_allocating_it() -> None:
     big = nn.Embedding(100_000_000, 128, device="meta")
     assert memory_report(big).total_bytes == 100_000_000 * 128 * 4  # 51.2 GB
-    q = QREmbedding(100_000_000, 128, num_buckets=10_000, device="meta")
+    q = QREmbedding(100_000_000, 128, num_collisions=10_000, device="meta")
     report = memory_report(q)
     assert report.total_bytes == 2 * 10_000 * 128 * 4
     assert report.compression_ratio == pytest.approx(100_000_000 / 20_000)

@@ -306,14 +306,14 @@ def test_vocab_unknown_token_unk_policy() -> None:
 
 
 def test_vocab_unknown_token_hash_policy() -> None:
-    vocab = Vocabulary(["cat"], oov="hash", num_buckets=4)
+    vocab = Vocabulary(["cat"], oov="hash", num_oov_buckets=4)
     with unchanged(vocab):
         ids = vocab.encode(["cow", "pig", "cow"]).tolist()
     assert all(vocab.num_specials <= i < vocab.num_specials + 4 for i in ids)
     assert ids[0] == ids[2]
     assert vocab.encode(None) == vocab.unk_id  # a missing value is not hashed
     no_unk = Vocabulary(
-        ["cat"], oov="hash", num_buckets=4, specials=(), pad_token=None, unk_token=None
+        ["cat"], oov="hash", num_oov_buckets=4, specials=(), pad_token=None, unk_token=None
     )
     with unchanged(no_unk), pytest.raises(UnknownTokenError, match=r"missing value \(None\)"):
         no_unk.encode(None)
@@ -327,9 +327,9 @@ def test_vocab_missing_value_error_policy(strict_vocab: Vocabulary) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"oov": "hash"}, r"'num_buckets'.*\[1, inf\)\. Got None"),
+        ({"oov": "hash"}, r"'num_oov_buckets'.*\[1, inf\)\. Got None"),
         ({"oov": "drop"}, r"'oov'.*'error', 'unk', 'hash'\. Got 'drop'"),
-        ({"oov": "unk", "num_buckets": 3}, "only applies to oov='hash'"),
+        ({"oov": "unk", "num_oov_buckets": 3}, "only applies to oov='hash'"),
         ({"specials": ("<pad>", "<pad>")}, "must be distinct"),
         ({"unk_token": "<oov>"}, "'unk_token'"),
     ],
@@ -358,7 +358,7 @@ def test_vocab_add_bad_token_adds_nothing() -> None:
 
 def test_vocab_lone_surrogate_tokens(tmp_path: Path) -> None:
     """Strings that are not valid Unicode (lone surrogates) save, load and hash like any other."""
-    vocab = Vocabulary(["a", "\ud800x"], oov="hash", num_buckets=3)
+    vocab = Vocabulary(["a", "\ud800x"], oov="hash", num_oov_buckets=3)
     path = tmp_path / "v.json"
     vocab.save(path)
     assert Vocabulary.load(path) == vocab

@@ -44,7 +44,7 @@ def build(technique: str, with_side: bool, **kwargs: object) -> SyntheticEmbeddi
     return SyntheticEmbeddingLayer(
         V,
         D,
-        kwargs.pop("synthesis_rate", 0.3),  # type: ignore[arg-type]
+        synthesis_rate=kwargs.pop("synthesis_rate", 0.3),  # type: ignore[arg-type]
         technique=technique,
         side_features=features() if with_side else None,
         **kwargs,  # type: ignore[arg-type]
@@ -206,7 +206,9 @@ def test_registering_a_technique_makes_it_usable() -> None:
             return self.scale * self.visible_rows(rows, visible)
 
     try:
-        layer = SyntheticEmbeddingLayer(V, D, 0.5, technique="scaled_rows", scale=3.0)
+        layer = SyntheticEmbeddingLayer(
+            V, D, synthesis_rate=0.5, technique="scaled_rows", scale=3.0
+        )
         ids = torch.tensor([1, 2])
         torch.testing.assert_close(layer(ids), 0.5 * layer.base(ids) + 1.5 * layer.base(ids))
         with pytest.raises(ConfigError, match="decorates Synthesizer subclasses"):
@@ -396,7 +398,7 @@ def test_per_id_technique_sees_each_distinct_id_once() -> None:
             return torch.zeros_like(rows)
 
     try:
-        layer = SyntheticEmbeddingLayer(V, D, 0.5, technique="recorder")
+        layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.5, technique="recorder")
         ids = torch.tensor([[4, 2, 4], [9, 2, 4]])
         out = layer(ids)
         assert calls[-1].tolist() == [2, 4, 9]  # per_id (the default): distinct ids
@@ -446,3 +448,26 @@ def test_fast_and_reference_kernels_agree(technique: str, with_side: bool) -> No
     assert set(grads_f) == set(grads_r)
     for name in grads_f:
         torch.testing.assert_close(grads_f[name], grads_r[name], msg=name)
+
+
+def test_renamed_technique_options_warn_and_still_work() -> None:
+    side = torch.rand(V, F)
+    with pytest.warns(
+        DeprecationWarning, match="The 'gan' option hidden= is deprecated; use hidden_dims="
+    ):
+        gan = SyntheticEmbeddingLayer(V, D, technique="gan", side_features=side, hidden=32)
+    assert gan.synthesizer.hidden_dims == (32,)
+    assert gan.synthesizer.get_options()["hidden_dims"] == [32]
+    deep = SyntheticEmbeddingLayer(V, D, technique="gan", side_features=side, hidden_dims=(16, 8))
+    assert [
+        m.out_features for m in deep.synthesizer.generator if isinstance(m, torch.nn.Linear)
+    ] == [16, 8, D]
+    with pytest.warns(DeprecationWarning, match="option random_state= is deprecated; use seed="):
+        old = SyntheticEmbeddingLayer(
+            V, D, technique="manifold", side_features=side, random_state=3
+        )
+    assert old.synthesizer.seed == 3
+    with pytest.raises(ConfigError, match="got both hidden= \\(deprecated\\) and hidden_dims="):
+        SyntheticEmbeddingLayer(
+            V, D, technique="gan", side_features=side, hidden=3, hidden_dims=(4,)
+        )

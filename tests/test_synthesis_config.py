@@ -27,7 +27,7 @@ def one_thread() -> Iterator[None]:
 
 
 def test_linear_schedule_rises_from_zero_over_training_steps() -> None:
-    layer = SyntheticEmbeddingLayer(V, D, 0.4, schedule=("linear", 4))
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.4, schedule=("linear", 4))
     ids = torch.tensor([5, 6])
     rates = []
     for _ in range(6):
@@ -45,13 +45,13 @@ def test_linear_schedule_rises_from_zero_over_training_steps() -> None:
 
 
 def test_adaptive_rate_is_learned() -> None:
-    layer = SyntheticEmbeddingLayer(V, D, 0.2, adaptive=True)
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.2, adaptive=True)
     assert layer.rate_logit is not None
     assert float(layer.current_rate().detach()) == pytest.approx(0.2)
     layer(torch.tensor([1, 2, 3])).pow(2).sum().backward()
     assert layer.rate_logit.grad is not None and layer.rate_logit.grad.item() != 0.0
     with pytest.raises(ConfigError, match=r"open range \(0, 1\)"):
-        SyntheticEmbeddingLayer(V, D, 0.0, adaptive=True)
+        SyntheticEmbeddingLayer(V, D, synthesis_rate=0.0, adaptive=True)
 
 
 def test_configure_synthesis_replaces_config_and_synthesizer() -> None:
@@ -82,7 +82,7 @@ def test_configure_synthesis_replaces_config_and_synthesizer() -> None:
     ],
 )
 def test_configure_synthesis_validates_before_changing_state(kwargs, error, match) -> None:  # type: ignore[no-untyped-def]
-    layer = SyntheticEmbeddingLayer(V, D, 0.2)
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.2)
     config, synth = layer.config, layer.synthesizer
     with pytest.raises(error, match=match):
         layer.configure_synthesis(**kwargs)

@@ -63,7 +63,7 @@ def test_founding_usage_and_exports() -> None:
 
 def test_rate_zero_is_exactly_embedding() -> None:
     torch.manual_seed(3)
-    layer = SyntheticEmbeddingLayer(V, D, 0.0, padding_idx=2)
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.0, padding_idx=2)
     torch.manual_seed(3)
     plain = Embedding(V, D, padding_idx=2)
     assert torch.equal(layer.weight, plain.weight)
@@ -80,7 +80,7 @@ def test_rate_zero_is_exactly_embedding() -> None:
 
 
 def test_per_call_rate_float_and_tensor() -> None:
-    layer = SyntheticEmbeddingLayer(V, D, 0.1).eval()
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.1).eval()
     ids = torch.tensor([[1, 2, 3]])
     rows, syn = layer.base(ids), synthetic(layer, ids)
     torch.testing.assert_close(layer(ids), 0.9 * rows + 0.1 * syn)
@@ -97,7 +97,7 @@ def test_per_call_rate_float_and_tensor() -> None:
 
 
 def test_padding_id_gets_no_synthetic_part_and_no_gradient() -> None:
-    layer = SyntheticEmbeddingLayer(V, D, 0.5, padding_idx=0)
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.5, padding_idx=0)
     out = layer(torch.tensor([0, 0, 3]))
     assert torch.equal(out[:2], torch.zeros(2, D))
     out.sum().backward()
@@ -107,7 +107,7 @@ def test_padding_id_gets_no_synthetic_part_and_no_gradient() -> None:
 
 def test_soft_lookup_for_float_input() -> None:
     side = torch.rand(V, F)
-    layer = SyntheticEmbeddingLayer(V, D, 0.3, side_features=side).eval()
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.3, side_features=side).eval()
     x = torch.rand(2, 3, V)
     out = layer(x)
     assert out.shape == (2, 3, D)
@@ -129,7 +129,7 @@ def test_soft_lookup_for_float_input() -> None:
 def test_layer_backward_soft_input_and_adaptive_rate_equal_autograd() -> None:
     torch.manual_seed(0)
     layer = SyntheticEmbeddingLayer(
-        V, D, 0.3, adaptive=True, side_features=torch.rand(V, F)
+        V, D, synthesis_rate=0.3, adaptive=True, side_features=torch.rand(V, F)
     ).double()
     twin = copy.deepcopy(layer)
     x = torch.rand(4, V, dtype=torch.float64)
@@ -171,7 +171,12 @@ def test_backward_errors() -> None:
 def test_layer_backward_equals_out_backward_and_keeps_no_graph() -> None:
     torch.manual_seed(0)
     layer = SyntheticEmbeddingLayer(
-        V, D, 0.3, side_features=torch.rand(V, F), padding_idx=0, train_synthetic_fraction=0.3
+        V,
+        D,
+        synthesis_rate=0.3,
+        side_features=torch.rand(V, F),
+        padding_idx=0,
+        train_synthetic_fraction=0.3,
     ).double()
     twin = copy.deepcopy(layer)
     ids = torch.randint(0, V, (5, 4))
@@ -199,7 +204,7 @@ def test_layer_backward_equals_out_backward_and_keeps_no_graph() -> None:
 
 def test_deepcopy_and_pickle_after_a_training_step() -> None:
     layer = SyntheticEmbeddingLayer(
-        V, D, 0.2, side_features=torch.rand(V, F), technique="autoencoder"
+        V, D, synthesis_rate=0.2, side_features=torch.rand(V, F), technique="autoencoder"
     )
     out = layer(torch.tensor([1, 2, 2]))
     (out.sum() + layer.get_loss()).backward()
@@ -238,7 +243,7 @@ def test_bad_ids_and_side_features_raise_clear_errors() -> None:
             .index_put((torch.tensor([0]), torch.tensor([0])), torch.tensor(float("nan"))),
         )
     with pytest.raises(ConfigError, match=r"'synthesis_rate' parameter .* Got 2"):
-        SyntheticEmbeddingLayer(V, D, 2)
+        SyntheticEmbeddingLayer(V, D, synthesis_rate=2)
     with pytest.raises(ConfigError, match=r"Unknown base 'nope'"):
         SyntheticEmbeddingLayer(V, D, base="nope")
     with pytest.raises(ConfigError, match="pooling"):
@@ -249,7 +254,7 @@ def test_save_load_keeps_rate_modes_and_counts(tmp_path) -> None:
     layer = SyntheticEmbeddingLayer(
         V,
         D,
-        0.3,
+        synthesis_rate=0.3,
         adaptive=True,
         schedule=("linear", 5),
         padding_idx=0,
@@ -276,7 +281,9 @@ def test_save_load_keeps_rate_modes_and_counts(tmp_path) -> None:
 def test_torch_compile_forward() -> None:
     # One test, so that the worker imports and warms up dynamo once. Inductor code
     # generation takes several seconds on 2 cores: marked slow, still run by default.
-    layer = SyntheticEmbeddingLayer(V, D, 0.3, side_features=torch.rand(V, F), cold_threshold=1)
+    layer = SyntheticEmbeddingLayer(
+        V, D, synthesis_rate=0.3, side_features=torch.rand(V, F), cold_threshold=1
+    )
     ids = torch.randint(0, V, (4, 3))
     # Training mode through dynamo: buffer updates (counts, step) and backward work.
     traced = torch.compile(layer, backend="eager")
@@ -284,7 +291,7 @@ def test_torch_compile_forward() -> None:
     assert layer.counts.sum().item() == 12 and int(layer.step) == 1
     assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
     # Eval mode through inductor (the default backend) gives the eager outputs.
-    plain = SyntheticEmbeddingLayer(V, D, 0.3).eval()
+    plain = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.3).eval()
     compiled = torch.compile(plain)
     torch.testing.assert_close(compiled(ids), plain(ids))
 
@@ -303,7 +310,12 @@ def test_failed_forward_keeps_pending_backward() -> None:
 def test_every_registered_base_blends_backprops_grows_and_saves(base: str, tmp_path) -> None:
     torch.manual_seed(0)
     layer = SyntheticEmbeddingLayer(
-        V, D, 0.3, base=base, side_features=torch.rand(V, F), train_synthetic_fraction=0.2
+        V,
+        D,
+        synthesis_rate=0.3,
+        base=base,
+        side_features=torch.rand(V, F),
+        train_synthetic_fraction=0.2,
     ).double()
     twin = copy.deepcopy(layer)
     ids = torch.randint(0, V, (6,))
@@ -329,7 +341,7 @@ def test_every_registered_base_blends_backprops_grows_and_saves(base: str, tmp_p
 
 # ---------------------------------------------------------------------- check_finite
 def test_check_finite_names_layer_and_ids_and_changes_nothing(tmp_path) -> None:
-    layer = SyntheticEmbeddingLayer(V, D, 0.2, check_finite=True)
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.2, check_finite=True)
     assert layer.get_config()["check_finite"] is True and "check_finite=True" in repr(layer)
     pending = layer(torch.tensor([1, 2]))
     counts, step = layer.counts.clone(), int(layer.step)
@@ -345,7 +357,7 @@ def test_check_finite_names_layer_and_ids_and_changes_nothing(tmp_path) -> None:
     del pending
     with pytest.raises(NonFiniteError, match="produced NaN/inf"):  # soft lookup: no ids to name
         layer(torch.nn.functional.one_hot(torch.tensor([5]), V).float())
-    unchecked = SyntheticEmbeddingLayer(V, D, 0.2)
+    unchecked = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.2)
     unchecked.load_state_dict(layer.state_dict())
     assert not torch.isfinite(unchecked(torch.tensor([5]))).all()  # off by default
     # A NaN made by the synthesizer is caught too, and the flag survives save/load.
@@ -358,3 +370,40 @@ def test_check_finite_names_layer_and_ids_and_changes_nothing(tmp_path) -> None:
     assert load(tmp_path / "layer.safetensors").check_finite is True
     with pytest.raises(ConfigError, match=r"'check_finite' parameter .* must be a bool"):
         SyntheticEmbeddingLayer(V, D, check_finite="yes")
+
+
+def test_nn_embedding_argument_order_names_and_aliases() -> None:
+    layer = SyntheticEmbeddingLayer(
+        10, 4, 0, synthesis_rate=0.5
+    )  # padding_idx third, as nn.Embedding
+    assert layer.padding_idx == 0 and layer.num_embeddings == layer.input_dim == 10
+    founding = SyntheticEmbeddingLayer(input_dim=10, embedding_dim=4)
+    assert founding.num_embeddings == 10 and founding.get_config()["num_embeddings"] == 10
+    with pytest.raises(ConfigError, match="num_embeddings=10 and input_dim=12"):
+        SyntheticEmbeddingLayer(10, 4, input_dim=12)
+    with pytest.raises(ConfigError, match="needs num_embeddings"):
+        SyntheticEmbeddingLayer(embedding_dim=4)
+    with pytest.warns(DeprecationWarning, match="third positional argument is now padding_idx"):
+        old = SyntheticEmbeddingLayer(10, 4, 0.25)
+    assert old.padding_idx is None and old.config.synthesis_rate == 0.25
+
+
+def test_configs_saved_under_input_dim_still_load() -> None:
+    layer = SyntheticEmbeddingLayer(12, 3, synthesis_rate=0.2)
+    config = layer.get_config()
+    config["input_dim"] = config.pop("num_embeddings")
+    again = SyntheticEmbeddingLayer.from_config(config)
+    assert again.num_embeddings == 12 and again.get_config() == layer.get_config()
+
+
+def test_device_and_dtype_keywords() -> None:
+    side = torch.rand(20, 3)
+    layer = SyntheticEmbeddingLayer(
+        20, 4, technique="autoencoder", side_features=side, dtype=torch.float64, device="cpu"
+    )
+    assert layer.weight.dtype == torch.float64
+    assert layer.side_features is not None and layer.side_features.dtype == torch.float64
+    assert {p.dtype for p in layer.synthesizer.parameters()} == {torch.float64}
+    assert layer(torch.tensor([1, 2])).dtype == torch.float64
+    meta = SyntheticEmbeddingLayer(100_000_000, 64, synthesis_rate=0.0, device="meta")
+    assert meta.weight.device.type == "meta"

@@ -120,3 +120,32 @@ def test_embedding_from_pretrained_contract(tmp_path: Path) -> None:
     plain = Embedding.from_pretrained(v, freeze=False)
     assert plain.vocab is not None and plain.vocab.index_to_key == ["the", "cat"]
     assert torch.equal(plain.weight, v.vectors) and plain.weight.requires_grad
+
+
+def test_vectors_save_and_load_with_synthembed_save(tmp_path: Path) -> None:
+    import synthembed
+
+    v = Vectors(["cat", "dog", "émoji"], torch.randn(3, 5, dtype=torch.float64))
+    synthembed.save(v, tmp_path / "v.safetensors")
+    loaded = synthembed.load(tmp_path / "v.safetensors")
+    assert loaded.words == v.words and torch.equal(loaded.vectors, v.vectors)
+    assert loaded.vectors.dtype == torch.float64
+    bound = Vectors(Vocabulary(["a", "b"]), torch.randn(4, 2))
+    synthembed.save(bound, tmp_path / "b.safetensors")
+    again = synthembed.load(tmp_path / "b.safetensors")
+    assert again.vocab == bound.vocab and torch.equal(again.vectors, bound.vectors)
+
+
+def test_embedding_dim_is_the_vector_size_and_dim_its_alias() -> None:
+    v = Vectors(["a"], torch.zeros(1, 7))
+    assert v.embedding_dim == v.dim == 7
+
+
+def test_align_takes_a_seed() -> None:
+    v = Vectors(["cat", "dog"], torch.randn(2, 3))
+    vocab = Vocabulary(["cat", "cow"])
+    a, _ = align(v, vocab, init="normal", seed=5)
+    b, _ = align(v, vocab, init="normal", seed=5)
+    assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="seed= or generator=, not both"):
+        align(v, vocab, seed=1, generator=torch.Generator())

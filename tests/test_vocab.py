@@ -139,7 +139,7 @@ def test_oov_unk_maps_unknown_and_missing_to_unk() -> None:
 
 
 def test_oov_hash_is_stable_spread_and_never_renumbered() -> None:
-    v = Vocabulary.build(["a", "b"], oov="hash", num_buckets=8)
+    v = Vocabulary.build(["a", "b"], oov="hash", num_oov_buckets=8)
     assert v.first_token_id == 2 + 8
     assert v.encode("a") == 10
     unknown = [f"tok{i}" for i in range(200)]
@@ -147,7 +147,7 @@ def test_oov_hash_is_stable_spread_and_never_renumbered() -> None:
     assert all(2 <= i < 10 for i in ids)
     assert len(set(ids)) == 8  # 200 tokens reach every bucket
     # Stable across instances (no salted hash()): the same token, the same bucket.
-    v2 = Vocabulary.build(["z"], oov="hash", num_buckets=8)
+    v2 = Vocabulary.build(["z"], oov="hash", num_oov_buckets=8)
     assert v2.encode(unknown).tolist() == ids
     # The blake2b of "s:tok0" modulo 8 (computed independently).
     import hashlib
@@ -159,11 +159,11 @@ def test_oov_hash_is_stable_spread_and_never_renumbered() -> None:
 
 
 def test_oov_hash_needs_buckets() -> None:
-    with pytest.raises(ConfigError, match=r"'num_buckets' parameter .* \[1, inf\)\. Got None"):
+    with pytest.raises(ConfigError, match=r"'num_oov_buckets' parameter .* \[1, inf\)\. Got None"):
         Vocabulary.build(["a"], oov="hash")
     with pytest.raises(ConfigError, match="only applies to oov='hash'"):
-        Vocabulary.build(["a"], num_buckets=3)
-    v = Vocabulary.build(["a"], specials=(), oov="hash", num_buckets=2)
+        Vocabulary.build(["a"], num_oov_buckets=3)
+    v = Vocabulary.build(["a"], specials=(), oov="hash", num_oov_buckets=2)
     with pytest.raises(UnknownTokenError, match="missing value"):
         v.encode(float("nan"))
 
@@ -248,7 +248,7 @@ def test_container_protocol() -> None:
 
 
 def test_add_appends_without_renumbering() -> None:
-    v = Vocabulary.build(["a", "b"], oov="hash", num_buckets=4)
+    v = Vocabulary.build(["a", "b"], oov="hash", num_oov_buckets=4)
     before = {t: v[t] for t in ["a", "b"]}
     bucket = v.encode("new")
     assert v.add("new") == 8
@@ -263,13 +263,13 @@ def test_add_appends_without_renumbering() -> None:
 
 
 def test_save_load_round_trip_keeps_everything(tmp_path) -> None:
-    v = Vocabulary.build([["é", "猫", "a"], ["a", 7]], oov="hash", num_buckets=3)
+    v = Vocabulary.build([["é", "猫", "a"], ["a", 7]], oov="hash", num_oov_buckets=3)
     v.add("late")
     path = tmp_path / "v.json"
     v.save(path)
     w = Vocabulary.load(path)
     assert w == v
-    assert w.oov == "hash" and w.num_buckets == 3
+    assert w.oov == "hash" and w.num_oov_buckets == 3
     assert w.tokens == ["a", "é", "猫", 7, "late"]
     assert w.counts == v.counts
     assert w.encode("unseen-token") == v.encode("unseen-token")
@@ -388,7 +388,7 @@ def test_fuzz_json_round_trip_arbitrary_unicode(tmp_path_factory, tokens: list[s
 
 @given(st.lists(st.text(max_size=5), max_size=30), st.lists(st.text(max_size=5), max_size=10))
 def test_fuzz_hash_policy_is_total_and_in_range(known: list[str], queries: list[str]) -> None:
-    vocab = Vocabulary.build(known, oov="hash", num_buckets=5)
+    vocab = Vocabulary.build(known, oov="hash", num_oov_buckets=5)
     ids = vocab.encode(queries)
     assert ids.shape == (len(queries),)
     assert bool(((ids >= 0) & (ids < len(vocab))).all())
@@ -408,9 +408,18 @@ def test_lone_surrogates_survive_save_and_load(tmp_path) -> None:
 def test_vocabulary_saves_and_loads_with_synthembed_save(tmp_path) -> None:
     import synthembed as se
 
-    vocab = Vocabulary.build([["the", "cat"], ["the", "dog"]], oov="hash", num_buckets=4)
+    vocab = Vocabulary.build([["the", "cat"], ["the", "dog"]], oov="hash", num_oov_buckets=4)
     path = tmp_path / "vocab.safetensors"
     se.save(vocab, path)
     again = se.load(path)
     assert isinstance(again, Vocabulary) and again == vocab
     assert torch.equal(again.encode(["cat", "zebra"]), vocab.encode(["cat", "zebra"]))
+
+
+def test_num_buckets_is_a_deprecated_name_of_num_oov_buckets() -> None:
+    with pytest.warns(DeprecationWarning, match=r"Vocabulary\(num_buckets=.*num_oov_buckets="):
+        v = Vocabulary(["a"], oov="hash", num_buckets=3)
+    with pytest.warns(DeprecationWarning, match=r"Vocabulary.build\(num_buckets="):
+        w = Vocabulary.build(["a"], oov="hash", num_buckets=3)
+    assert v.num_oov_buckets == v.num_buckets == w.num_oov_buckets == 3
+    assert v.to_dict()["num_buckets"] == 3  # the file key is unchanged: old files load

@@ -68,6 +68,8 @@ class Option:
         codec: how a value that is not plain JSON is written and read.
         positional: shown by value, without its name, in ``extra_repr``.
         show: shown in ``extra_repr`` when it differs from the ``__init__`` default.
+        init: passed to ``__init__`` by :meth:`Configurable.from_config`; False for
+            values a class's own ``from_config`` consumes (e.g. a saved layout).
     """
 
     name: str
@@ -77,6 +79,7 @@ class Option:
     codec: Codec | None = None
     positional: bool = False
     show: bool = True
+    init: bool = True
 
     def value(self, obj: Any) -> Any:
         return self.get(obj) if self.get is not None else getattr(obj, self.attr or self.name)
@@ -100,8 +103,11 @@ class Configurable:
         return out
 
     @classmethod
-    def from_config(cls: type[C], config: dict[str, Any]) -> C:
+    def from_config(cls: type[C], config: dict[str, Any], **extra: Any) -> C:
         """Rebuild an object (tensors freshly initialised) from :meth:`get_config` output.
+
+        ``extra`` keyword arguments go to ``__init__`` as they are (a subclass's
+        ``from_config`` passes what it derived from the ``init=False`` options).
 
         Raises:
             ConfigError: ``config`` is not a mapping, or names an unknown option.
@@ -119,10 +125,12 @@ class Configurable:
         kwargs: dict[str, Any] = {}
         for name, value in config.items():
             option = options[name]
+            if not option.init:
+                continue
             if option.codec is not None and value is not None:
                 value = option.codec.decode(value, owner)
             kwargs[option.arg or option.name] = value
-        return cls(**kwargs)
+        return cls(**kwargs, **extra)
 
     def extra_repr(self) -> str:
         """The positional options, then every shown option that differs from its default."""
@@ -136,7 +144,7 @@ class Configurable:
                 parts.append(repr(value) if isinstance(value, str) else str(value))
                 continue
             default = defaults.get(option.arg or option.name, _NO_DEFAULT)
-            if option.show and not _same(value, default):
+            if option.show and option.init and not _same(value, default):
                 parts.append(f"{option.name}={value!r}")
         return ", ".join(parts)
 

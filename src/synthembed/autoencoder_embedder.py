@@ -21,10 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthembed._config import DTYPE
+from synthembed._deprecation import renamed
 from synthembed._estimator import BaseEstimator, EstimatorNotFittedError, TransformerMixin
 from synthembed._scaling import AffineScaler
 from synthembed._validation import check_finite, check_float, check_int
 from synthembed.errors import ConfigError, ShapeError
+from synthembed.io import register_savable
 
 __all__ = ["AutoencoderEmbedder"]
 
@@ -59,10 +62,11 @@ def _like_input(result: torch.Tensor, reference: Any) -> ArrayLike:
     return result.to(reference.device)
 
 
+@register_savable
 class AutoencoderEmbedder(TransformerMixin, BaseEstimator):  # type: ignore[misc,valid-type]
     """Learn ``embedding_dim``-d embeddings of feature vectors with an MLP autoencoder.
 
-    The encoder maps standardized features through ``hidden`` layers (ReLU) to
+    The encoder maps standardized features through ``hidden_dims`` layers (ReLU) to
     a linear bottleneck of ``embedding_dim`` units, the embedding; a mirrored
     decoder reconstructs the features, trained with mean squared error and
     Adam. A seeded random ``validation_fraction`` of the rows is held out;
@@ -75,11 +79,14 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):  # type: ignore[misc
     pipelines. With scikit-learn installed it subclasses ``BaseEstimator`` and
     ``TransformerMixin``, and an unfitted call raises an error that is both
     :class:`~synthembed.errors.NotFittedError` and scikit-learn's ``NotFittedError``.
+    A fitted embedder saves with ``synthembed.save(ae, path)`` and loads with
+    ``synthembed.load(path)`` (its networks and standardization as tensors).
 
     Args:
         embedding_dim: size of the bottleneck, the embedding dimension.
-        hidden: widths of the encoder's hidden layers, outermost first; the
+        hidden_dims: widths of the encoder's hidden layers, outermost first; the
             decoder mirrors them. ``()`` gives a linear autoencoder (like PCA).
+            ``hidden=`` is its deprecated old name.
         epochs: maximum passes over the training rows.
         batch_size: rows per optimisation step.
         lr: Adam learning rate.
@@ -115,15 +122,16 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):  # type: ignore[misc
 
     Example:
         >>> X = torch.randn(200, 10) @ torch.randn(10, 10)
-        >>> ae = AutoencoderEmbedder(3, hidden=(16,), epochs=5, seed=0).fit(X)
+        >>> ae = AutoencoderEmbedder(3, hidden_dims=(16,), epochs=5, seed=0).fit(X)
         >>> ae.transform(X).shape
         torch.Size([200, 3])
     """
 
+    @renamed(hidden="hidden_dims")
     def __init__(
         self,
         embedding_dim: int,
-        hidden: Sequence[int] = (128, 64),
+        hidden_dims: Sequence[int] = (128, 64),
         *,
         epochs: int = 200,
         batch_size: int = 64,
@@ -136,7 +144,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):  # type: ignore[misc
         device: str | torch.device = "cpu",
     ) -> None:
         self.embedding_dim = embedding_dim
-        self.hidden = hidden
+        self.hidden_dims = hidden_dims
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -159,6 +167,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):  # type: ignore[misc
         """Return the constructor parameters (scikit-learn protocol)."""
         return {name: getattr(self, name) for name in self._param_names()}
 
+    @renamed(hidden="hidden_dims")
     def set_params(self, **params: Any) -> AutoencoderEmbedder:
         """Set constructor parameters; checked before any is changed (scikit-learn protocol)."""
         valid = self._param_names()
@@ -190,13 +199,14 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):  # type: ignore[misc
     def _check_params(self) -> None:
         owner = "AutoencoderEmbedder"
         check_int(owner, "embedding_dim", self.embedding_dim, 1)
-        if isinstance(self.hidden, (str, bytes)) or not isinstance(self.hidden, Sequence):
+        hidden = self.hidden_dims
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
             raise ConfigError(
-                f"The 'hidden' parameter of {owner} must be a sequence of ints >= 1. "
-                f"Got {self.hidden!r} instead."
+                f"The 'hidden_dims' parameter of {owner} must be a sequence of ints >= 1. "
+                f"Got {hidden!r} instead."
             )
-        for width in self.hidden:
-            check_int(owner, "hidden", width, 1)
+        for width in hidden:
+            check_int(owner, "hidden_dims", width, 1)
         check_int(owner, "epochs", self.epochs, 1)
         check_int(owner, "batch_size", self.batch_size, 1)
         check_float(owner, "lr", self.lr, 0.0, low_closed=False)
@@ -215,17 +225,112 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):  # type: ignore[misc
     # -- model ----------------------------------------------------------------
 
     def _build(self, n_features: int) -> tuple[nn.Sequential, nn.Sequential]:
-        widths = [n_features, *self.hidden]
+        widths = [n_features, *self.hidden_dims]
         enc: list[nn.Module] = []
         for a, b in itertools.pairwise(widths):
             enc += [nn.Linear(a, b), nn.ReLU()]
         enc.append(nn.Linear(widths[-1], self.embedding_dim))  # linear bottleneck
-        back = [self.embedding_dim, *reversed(self.hidden)]
+        back = [self.embedding_dim, *reversed(self.hidden_dims)]
         dec: list[nn.Module] = []
         for a, b in itertools.pairwise(back):
             dec += [nn.Linear(a, b), nn.ReLU()]
         dec.append(nn.Linear(back[-1], n_features))
         return nn.Sequential(*enc), nn.Sequential(*dec)
+
+    @property
+    def hidden(self) -> Sequence[int]:
+        """Deprecated alias of :attr:`hidden_dims`."""
+        return self.hidden_dims
+
+    # -- synthembed.save / synthembed.load --------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor parameters and fitted scalars; the networks and scaling are tensors.
+
+        Raises:
+            NotFittedError: the embedder is not fitted (call ``fit(X)`` before saving).
+        """
+        self._check_fitted("synthembed.save")
+        params = self.get_params()
+        params["hidden_dims"] = [int(w) for w in params["hidden_dims"]]
+        params["device"] = str(params["device"])
+        return {
+            "params": params,
+            "n_features_in": int(self.n_features_in_),
+            "scaler": {
+                "kind": self.scaler_.kind,
+                "feature_range": list(self.scaler_.feature_range),
+                "clip": self.scaler_.clip,
+                "dtype": DTYPE.encode(self.scaler_.shift.dtype),
+            },
+            "history": self.history_,
+            "best_epoch": self.best_epoch_,
+            "reconstruction_error": self.reconstruction_error_,
+            "baseline_error": self.baseline_error_,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> AutoencoderEmbedder:
+        """A fitted embedder with fresh networks; :func:`synthembed.load` fills the tensors."""
+        if not isinstance(config, dict):
+            raise ConfigError(
+                f"An AutoencoderEmbedder configuration must be a JSON object; got {config!r}."
+            )
+        ae = cls(**config["params"])
+        n = int(config["n_features_in"])
+        ae.encoder_, ae.decoder_ = ae._build(n)
+        for net in (ae.encoder_, ae.decoder_):
+            net.to(ae.device).eval().requires_grad_(False)
+        ae.n_features_in_ = n
+        sc = config["scaler"]
+        dtype = DTYPE.decode(sc["dtype"], cls.__name__)
+        low, high = sc["feature_range"]
+        ae._set_scaler(
+            AffineScaler(
+                sc["kind"],
+                torch.zeros(n, dtype=dtype),
+                torch.ones(n, dtype=dtype),
+                (float(low), float(high)),
+                bool(sc["clip"]),
+            )
+        )
+        ae.history_ = config["history"]
+        ae.best_epoch_ = config["best_epoch"]
+        ae.reconstruction_error_ = config["reconstruction_error"]
+        ae.baseline_error_ = config["baseline_error"]
+        return ae
+
+    def _set_scaler(self, scaler: AffineScaler) -> None:
+        self.scaler_ = scaler
+        self.mean_ = scaler.shift
+        self.scale_ = scaler.divisor
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The encoder's and decoder's weights and the standardization's shift and spread."""
+        self._check_fitted("synthembed.save")
+        out = {f"encoder.{k}": v for k, v in self.encoder_.state_dict().items()}
+        out.update({f"decoder.{k}": v for k, v in self.decoder_.state_dict().items()})
+        out["scaler.shift"] = self.scaler_.shift
+        out["scaler.spread"] = self.scaler_.spread
+        return out
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Copy saved tensors into the networks (checked by ``load_state_dict``) and scaler."""
+        for name, net in (("encoder", self.encoder_), ("decoder", self.decoder_)):
+            prefix = name + "."
+            net.load_state_dict(
+                {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            )
+        old = self.scaler_
+        self._set_scaler(
+            AffineScaler(
+                old.kind,
+                tensors["scaler.shift"],
+                tensors["scaler.spread"],
+                old.feature_range,
+                old.clip,
+            )
+        )
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "encoder_")

@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from synthembed._deprecation import renamed
 from synthembed._estimator import BaseEstimator, EstimatorNotFittedError, TransformerMixin
 from synthembed._validation import check_choice, check_int, require
 from synthembed.errors import ConfigError, ShapeError
+from synthembed.io import register_savable
 from synthembed.layers.column_vocab import (
     CATEGORICAL_SPECIALS,
     MISSING_TOKEN,
@@ -33,7 +35,7 @@ from synthembed.layers.column_vocab import (
     encode_column,
     to_token,
 )
-from synthembed.vocab import OOVPolicy
+from synthembed.vocab import VOCABULARY, OOVPolicy
 
 __all__ = [
     "CATEGORICAL_SPECIALS",
@@ -45,6 +47,7 @@ __all__ = [
 ]
 
 
+@register_savable
 class EmbeddingEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc,valid-type]
     """scikit-learn transformer: categorical columns to embedding ids, one vocabulary each.
 
@@ -52,13 +55,15 @@ class EmbeddingEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc,va
     ``"<unk>"``, ``1`` = ``"<missing>"``, then hash buckets under ``oov="hash"``,
     then the values, most frequent first). The output is an ``int64`` array of
     ids, ready for ``synthembed.Embedding(cardinalities_[j], dim)`` per column,
-    and it works inside a ``Pipeline`` or ``ColumnTransformer``.
+    and it works inside a ``Pipeline`` or ``ColumnTransformer``. A fitted encoder
+    saves with ``synthembed.save(enc, path)`` and loads with ``synthembed.load(path)``.
 
     Args:
         oov: what an unseen value becomes: ``"unk"`` (id 0), ``"hash"`` (one of
-            ``num_buckets`` ids by a stable hash) or ``"error"``
+            ``num_oov_buckets`` ids by a stable hash) or ``"error"``
             (:class:`~synthembed.errors.UnknownTokenError` naming the column).
-        num_buckets: hash buckets per column with ``oov="hash"`` (default 16).
+        num_oov_buckets: hash buckets per column with ``oov="hash"`` (default 16);
+            ``num_buckets=`` is its deprecated old name.
         min_freq: values seen fewer times in ``fit`` are treated as unseen.
         max_size: keep at most this many values per column (most frequent).
 
@@ -79,17 +84,18 @@ class EmbeddingEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc,va
         ['c']
     """
 
+    @renamed(num_buckets="num_oov_buckets")
     def __init__(
         self,
         *,
         oov: OOVPolicy = "unk",
-        num_buckets: int | None = None,
+        num_oov_buckets: int | None = None,
         min_freq: int = 1,
         max_size: int | None = None,
     ) -> None:
         # scikit-learn convention: store the arguments untouched; fit validates them.
         self.oov = oov
-        self.num_buckets = num_buckets
+        self.num_oov_buckets = num_oov_buckets
         self.min_freq = min_freq
         self.max_size = max_size
 
@@ -109,6 +115,40 @@ class EmbeddingEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc,va
                 "appropriate arguments before using this estimator."
             )
 
+    def get_config(self) -> dict[str, Any]:
+        """Parameters and fitted vocabularies, as JSON (what :func:`synthembed.save` writes).
+
+        Raises:
+            NotFittedError: the encoder is not fitted (call ``fit(X)`` before saving).
+        """
+        if not hasattr(self, "vocabularies_"):
+            raise EstimatorNotFittedError(
+                f"This {type(self).__name__} is not fitted yet; call fit(X) before "
+                "synthembed.save()."
+            )
+        names = getattr(self, "feature_names_in_", None)
+        return {
+            "params": self.get_params(),
+            "vocabularies": [VOCABULARY.encode(v) for v in self.vocabularies_],
+            "n_features_in": int(self.n_features_in_),
+            "feature_names_in": None if names is None else [str(n) for n in names],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> EmbeddingEncoder:
+        """A fitted encoder rebuilt from :meth:`get_config` output."""
+        if not isinstance(config, dict):
+            raise ConfigError(
+                f"An {cls.__name__} configuration must be a JSON object; got {config!r}."
+            )
+        enc = cls(**config["params"])
+        enc.vocabularies_ = [VOCABULARY.decode(v, cls.__name__) for v in config["vocabularies"]]
+        enc.cardinalities_ = [len(v) for v in enc.vocabularies_]
+        enc.n_features_in_ = int(config["n_features_in"])
+        if config.get("feature_names_in") is not None:
+            enc.feature_names_in_ = np.asarray(config["feature_names_in"], dtype=object)
+        return enc
+
     def _validate(self, X: Any, *, reset: bool) -> np.ndarray:
         from sklearn.utils.validation import validate_data
 
@@ -122,11 +162,11 @@ class EmbeddingEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc,va
         owner = type(self).__name__
         check_choice(owner, "oov", self.oov, OOV_POLICIES)
         if self.oov == "hash":
-            check_int(owner, "num_buckets", self.num_buckets, 1, optional=True)
-        elif self.num_buckets is not None:
+            check_int(owner, "num_oov_buckets", self.num_oov_buckets, 1, optional=True)
+        elif self.num_oov_buckets is not None:
             raise ConfigError(
-                f"The 'num_buckets' parameter of {owner} only applies to oov='hash'; "
-                f"got num_buckets={self.num_buckets!r} with oov={self.oov!r}."
+                f"The 'num_oov_buckets' parameter of {owner} only applies to oov='hash'; "
+                f"got num_oov_buckets={self.num_oov_buckets!r} with oov={self.oov!r}."
             )
         check_int(owner, "min_freq", self.min_freq, 1)
         check_int(owner, "max_size", self.max_size, 0, optional=True)
@@ -135,7 +175,7 @@ class EmbeddingEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc,va
             build_column_vocab(
                 data[:, j],
                 oov=self.oov,
-                num_buckets=self.num_buckets,
+                num_oov_buckets=self.num_oov_buckets,
                 min_freq=self.min_freq,
                 max_size=self.max_size,
             )

@@ -19,6 +19,7 @@ from typing import Any, Literal, Union
 import torch
 
 from synthembed import _kernels
+from synthembed._config import DTYPE
 from synthembed._validation import check_choice, check_int
 from synthembed.errors import ConfigError, ShapeError, UnknownTokenError
 from synthembed.formats import (
@@ -29,8 +30,9 @@ from synthembed.formats import (
     read_vectors,
     write_vectors,
 )
+from synthembed.io import register_savable
 from synthembed.search import most_similar
-from synthembed.vocab import Vocabulary
+from synthembed.vocab import VOCABULARY, Vocabulary
 
 __all__ = [
     "CoverageReport",
@@ -52,10 +54,13 @@ PathLike = Union[str, "os.PathLike[str]"]
 _INITS = ("normal", "zeros", "mean")
 
 
+@register_savable
 class Vectors:
     """Words and their vectors: a :class:`~synthembed.vocab.Vocabulary` and a ``(V, D)`` tensor.
 
     Row ``i`` of :attr:`vectors` is the vector of ``vocab.index_to_key[i]``.
+    ``synthembed.save(vectors, path)`` / ``synthembed.load(path)`` keep them exactly
+    (safetensors + JSON); :meth:`save` writes the word-vector file formats instead.
 
     Args:
         words: the words in row order (distinct), or a Vocabulary with one id per row.
@@ -67,7 +72,7 @@ class Vectors:
 
     Example:
         >>> v = Vectors(["cat", "dog"], torch.tensor([[1.0, 0.0], [0.8, 0.6]]))
-        >>> v.dim, len(v), v["dog"].tolist()
+        >>> v.embedding_dim, len(v), v["dog"].tolist()
         (2, 2, [0.800000011920929, 0.6000000238418579])
         >>> v.most_similar("cat", k=1)
         [('dog', 0.800000011920929)]
@@ -145,9 +150,14 @@ class Vectors:
         return dict(self._index)
 
     @property
-    def dim(self) -> int:
-        """The vector size ``D``."""
+    def embedding_dim(self) -> int:
+        """The vector size ``D`` (the library's one name for it)."""
         return int(self.vectors.shape[1])
+
+    @property
+    def dim(self) -> int:
+        """Alias of :attr:`embedding_dim`, kept for existing code."""
+        return self.embedding_dim
 
     def __len__(self) -> int:
         return len(self._words)
@@ -205,6 +215,46 @@ class Vectors:
     def most_similar(self, query: Any, k: int = 10, **options: Any) -> Any:
         """Nearest words by cosine similarity; see :func:`synthembed.search.most_similar`."""
         return most_similar(self, query, k, **options)
+
+    # ----------------------------------------------------------- synthembed.save
+    def get_config(self) -> dict[str, Any]:
+        """The words (or the bound Vocabulary), ``D`` and dtype; the rows are tensors."""
+        return {
+            "words": None if self._vocab is not None else list(self._words),
+            "vocab": None if self._vocab is None else VOCABULARY.encode(self._vocab),
+            "embedding_dim": self.embedding_dim,
+            "dtype": DTYPE.encode(self.vectors.dtype),
+            "source": self.source,
+            "format": self.format,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Vectors:
+        """Vectors of the saved words with uninitialised rows (:func:`synthembed.load` fills them)."""
+        if not isinstance(config, dict):
+            raise ConfigError(f"A Vectors configuration must be a JSON object; got {config!r}.")
+        vocab = config.get("vocab")
+        words: Sequence[str] | Vocabulary = (
+            VOCABULARY.decode(vocab, "Vectors") if vocab is not None else config["words"]
+        )
+        rows = len(words)
+        dtype = DTYPE.decode(config["dtype"], "Vectors")
+        out = cls(words, torch.zeros(rows, int(config["embedding_dim"]), dtype=dtype))
+        out.source, out.format = config.get("source"), config.get("format")
+        return out
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"vectors": self.vectors}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        vectors = tensors["vectors"]
+        if tuple(vectors.shape) != tuple(self.vectors.shape):
+            raise ShapeError(
+                f"Saved vectors have shape {tuple(vectors.shape)}; the saved words and "
+                f"embedding_dim give {tuple(self.vectors.shape)}."
+            )
+        self.vectors = vectors
+        self._unit, self._unit_low = None, {}
 
     def save(self, path: PathLike, format: SaveFormat = "word2vec", **options: Any) -> None:
         """Write these vectors to a file; see :func:`save_vectors`."""
@@ -366,6 +416,7 @@ def align(
     *,
     lowercase_fallback: bool = True,
     init: InitMode = "normal",
+    seed: int | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, CoverageReport]:
     """Lay pretrained vectors out in ``vocab`` order, with a coverage report.
@@ -382,7 +433,9 @@ def align(
         vocab: the vocabulary to align to.
         lowercase_fallback: look up ``token.lower()`` when ``token`` is missing.
         init: how to fill rows without a pretrained vector.
-        generator: random generator for ``init="normal"``.
+        seed: seeds the draws of ``init="normal"`` (the library's one name for seeds).
+        generator: a ``torch.Generator`` for those draws instead of ``seed`` (kept for
+            existing code; give one or the other).
 
     Shape:
         Returns a ``(len(vocab), vectors.dim)`` float32 tensor.
@@ -405,6 +458,11 @@ def align(
     if not isinstance(vocab, Vocabulary):
         raise ConfigError(f"align expects a synthembed Vocabulary; got {type(vocab).__name__}.")
     check_choice(owner, "init", init, _INITS)
+    if seed is not None:
+        if generator is not None:
+            raise ConfigError("align takes seed= or generator=, not both; pass only seed=.")
+        check_int(owner, "seed", seed, 0)
+        generator = torch.Generator().manual_seed(int(seed))
     source = vectors.vectors.detach().to(torch.float32)
     dim = source.shape[1]
     size = len(vocab)

@@ -21,6 +21,7 @@ from typing import Any, Literal, Union, overload
 import torch
 
 from synthembed._config import Codec
+from synthembed._deprecation import renamed
 from synthembed._validation import check_choice, check_int
 from synthembed.errors import (
     ConfigError,
@@ -137,9 +138,10 @@ class Vocabulary:
             ``"<unk>"`` when it is among the specials, else None.
         oov: what an unknown token becomes: ``"error"`` raises
             :class:`UnknownTokenError`, ``"unk"`` maps to the unknown id, ``"hash"``
-            spreads unknown tokens over ``num_buckets`` extra ids by a stable hash.
+            spreads unknown tokens over ``num_oov_buckets`` extra ids by a stable hash.
             Default: ``"unk"`` when there is an unknown token, else ``"error"``.
-        num_buckets: number of hash buckets (required, >= 1, with ``oov="hash"``).
+        num_oov_buckets: number of hash buckets for unseen tokens (required, >= 1, with
+            ``oov="hash"``; TensorFlow's name). ``num_buckets=`` is its deprecated old name.
         counts: optional training counts aligned with ``tokens``.
 
     Example:
@@ -150,6 +152,7 @@ class Vocabulary:
         5
     """
 
+    @renamed(num_buckets="num_oov_buckets")
     def __init__(
         self,
         tokens: Iterable[Any] = (),
@@ -158,7 +161,7 @@ class Vocabulary:
         pad_token: str | None = "<pad>",
         unk_token: str | None = "<unk>",
         oov: OOVPolicy | None = None,
-        num_buckets: int | None = None,
+        num_oov_buckets: int | None = None,
         counts: Iterable[int] | None = None,
     ) -> None:
         owner = "Vocabulary"
@@ -193,22 +196,22 @@ class Vocabulary:
                 "oov='error' or oov='hash'."
             )
         if oov == "hash":
-            check_int(owner, "num_buckets", num_buckets, 1)
-        elif num_buckets not in (None, 0):
+            check_int(owner, "num_oov_buckets", num_oov_buckets, 1)
+        elif num_oov_buckets not in (None, 0):
             raise ConfigError(
-                f"num_buckets={num_buckets!r} only applies to oov='hash'; got oov={oov!r}."
+                f"num_oov_buckets={num_oov_buckets!r} only applies to oov='hash'; got oov={oov!r}."
             )
         self._specials: list[str] = specials
         self.pad_token = pad_token
         self.unk_token = unk_token
         self.oov: OOVPolicy = oov
-        self.num_buckets: int = int(num_buckets or 0) if oov == "hash" else 0
+        self.num_oov_buckets: int = int(num_oov_buckets or 0) if oov == "hash" else 0
         self._index_to_key: list[Token] = list(specials)
         self._key_to_index: dict[Token, int] = {s: i for i, s in enumerate(specials)}
         self._counts: list[int] = [0] * len(specials)
         # Bucket slots have display names but are not keys: a real token may share the name.
-        self._index_to_key.extend(f"<hash:{b}>" for b in range(self.num_buckets))
-        self._counts.extend([0] * self.num_buckets)
+        self._index_to_key.extend(f"<hash:{b}>" for b in range(self.num_oov_buckets))
+        self._counts.extend([0] * self.num_oov_buckets)
         token_list = [_normalize(t) for t in tokens]
         count_list = [0] * len(token_list) if counts is None else list(counts)
         for c in count_list:
@@ -228,6 +231,7 @@ class Vocabulary:
 
     # ------------------------------------------------------------------ building
     @classmethod
+    @renamed(num_buckets="num_oov_buckets")
     def build(
         cls,
         data: Any,
@@ -238,7 +242,7 @@ class Vocabulary:
         pad_token: str | None = "<pad>",
         unk_token: str | None = "<unk>",
         oov: OOVPolicy | None = None,
-        num_buckets: int | None = None,
+        num_oov_buckets: int | None = None,
     ) -> Vocabulary:
         """Count a corpus and keep its tokens, most frequent first (ties: first appearance).
 
@@ -284,7 +288,7 @@ class Vocabulary:
             pad_token=pad_token,
             unk_token=unk_token,
             oov=oov,
-            num_buckets=num_buckets,
+            num_oov_buckets=num_oov_buckets,
             counts=[c for _, c in ranked],
         )
 
@@ -338,9 +342,14 @@ class Vocabulary:
         return len(self._specials)
 
     @property
+    def num_buckets(self) -> int:
+        """Deprecated alias of :attr:`num_oov_buckets`."""
+        return self.num_oov_buckets
+
+    @property
     def first_token_id(self) -> int:
         """Id of the first regular token (after specials and hash buckets)."""
-        return len(self._specials) + self.num_buckets
+        return len(self._specials) + self.num_oov_buckets
 
     @property
     def tokens(self) -> list[Token]:
@@ -384,7 +393,7 @@ class Vocabulary:
         return self.to_dict() == other.to_dict()
 
     def __repr__(self) -> str:
-        extra = f", num_buckets={self.num_buckets}" if self.num_buckets else ""
+        extra = f", num_oov_buckets={self.num_oov_buckets}" if self.num_oov_buckets else ""
         return f"Vocabulary(size={len(self)}, specials={self._specials!r}, oov={self.oov!r}{extra})"
 
     # ------------------------------------------------------------------ encoding
@@ -400,7 +409,7 @@ class Vocabulary:
             return self._key_to_index[self.unk_token]  # type: ignore[index]
         if self.oov == "hash":
             if not _is_missing(token):
-                return len(self._specials) + _stable_hash(key) % self.num_buckets
+                return len(self._specials) + _stable_hash(key) % self.num_oov_buckets
             if self.unk_token is not None:
                 return self._key_to_index[self.unk_token]
             raise UnknownTokenError(
@@ -549,7 +558,8 @@ class Vocabulary:
             "pad_token": self.pad_token,
             "unk_token": self.unk_token,
             "oov": self.oov,
-            "num_buckets": self.num_buckets,
+            # The JSON key keeps its old name, so files written before the rename load.
+            "num_buckets": self.num_oov_buckets,
             "tokens": self._index_to_key[start:],
             "counts": self._counts[start:],
         }
@@ -587,6 +597,14 @@ class Vocabulary:
                 raise FileFormatError(f"{source}: token {t!r} is not a string or integer.")
         if not isinstance(data["specials"], list):
             raise FileFormatError(f"{source}: 'specials' must be a list of strings.")
+        buckets = data["num_buckets"]  # the file keeps the key num_oov_buckets had before
+        if data["oov"] == "hash" and (
+            isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1
+        ):
+            raise FileFormatError(
+                f"{source}: 'num_buckets' (the OOV hash buckets) must be an int >= 1 with "
+                f"oov='hash'; got {buckets!r}."
+            )
         try:
             return cls(
                 tokens,
@@ -594,7 +612,7 @@ class Vocabulary:
                 pad_token=data["pad_token"],
                 unk_token=data["unk_token"],
                 oov=data["oov"],
-                num_buckets=data["num_buckets"] or None,
+                num_oov_buckets=data["num_buckets"] or None,
                 counts=counts,
             )
         except (ConfigError, ShapeError, TypeError, ValueError) as exc:

@@ -138,3 +138,24 @@ def test_prepare_errors() -> None:
         prepare(np.zeros((3, 2)), [1, 2, 3], batch_size=0)
     with pytest.raises(NotFittedError, match="kept no class list"):
         prepare(np.zeros((3, 2)), [1.5, 2.5, 3.5]).decode(torch.zeros(3, 2))
+
+
+def test_fitted_scaler_and_one_hot_save_and_load_exactly(tmp_path) -> None:
+    import synthembed
+
+    with pytest.raises(NotFittedError, match=r"call fit\(x\) before synthembed.save"):
+        synthembed.save(Scaler(), tmp_path / "unfitted.safetensors")
+    with pytest.raises(NotFittedError, match=r"call fit\(values\) before synthembed.save"):
+        synthembed.save(OneHot(), tmp_path / "unfitted.safetensors")
+    x = torch.randn(20, 3, dtype=torch.float64) * 7
+    scaler = Scaler((-1.0, 2.0), clip=True).fit(x)
+    synthembed.save(scaler, tmp_path / "s.safetensors")
+    loaded = synthembed.load(tmp_path / "s.safetensors")
+    new = torch.randn(5, 3) * 9
+    assert torch.equal(loaded.transform(new), scaler.transform(new))
+    assert loaded.to_dict() == scaler.to_dict()
+    enc = OneHot().fit(["cat", "dog", "cat"])
+    synthembed.save(enc, tmp_path / "o.safetensors")
+    again = synthembed.load(tmp_path / "o.safetensors")
+    assert again.classes_ == enc.classes_
+    assert torch.equal(again.transform(["dog", "cat"]), enc.transform(["dog", "cat"]))

@@ -37,3 +37,13 @@ def test_old_import_paths() -> None:
         assert module.build_column_vocab is build_column_vocab
         assert module.encode_column is encode_column
         assert module.to_token is to_token
+
+
+def test_build_column_vocab_num_buckets_is_deprecated() -> None:
+    import pytest as _pytest
+
+    from synthembed.layers.column_vocab import build_column_vocab as build
+
+    with _pytest.warns(DeprecationWarning, match=r"num_buckets=.*num_oov_buckets="):
+        old = build(["a", "b"], oov="hash", num_buckets=3)
+    assert old == build(["a", "b"], oov="hash", num_oov_buckets=3)

@@ -227,7 +227,7 @@ def test_save_load_round_trip_is_exact(frame: pd.DataFrame, tmp_path) -> None:  
             "age": NumericalSpec(embedding="periodic"),
             "rooms": NumericalSpec(embedding="piecewise_linear", n_bins=3),
         },
-        categorical={"city": CategoricalSpec(oov="hash", num_buckets=4, embedding_dim=5)},
+        categorical={"city": CategoricalSpec(oov="hash", num_oov_buckets=4, embedding_dim=5)},
     )
     path = tmp_path / "tab.safetensors"
     save(layer, path)
@@ -355,3 +355,18 @@ def test_check_finite_names_the_column_and_the_ids(frame: pd.DataFrame, tmp_path
     assert bool(torch.isinf(silent(batch)).any())
     legacy = {k: v for k, v in layer.get_config().items() if k != "check_finite"}
     assert TabularEmbedding.from_config(legacy).check_finite is False
+
+
+def test_tabular_embedding_takes_dtype_and_saves_it(tmp_path) -> None:
+    import synthembed
+
+    df = pd.DataFrame({"city": ["a", "b", "a"], "age": [20.0, None, 40.0]})
+    base = TabularEmbedding.from_frame(df, embedding_dim=3, numerical_embedding="periodic")
+    assert "dtype" not in base.get_config()  # float32 layers keep their JSON
+    layer = TabularEmbedding(base.get_config()["columns"], dtype=torch.float64)
+    assert {p.dtype for p in layer.parameters()} == {torch.float64}
+    assert layer.get_config()["dtype"] == "float64"
+    synthembed.save(layer, tmp_path / "t.safetensors")
+    loaded = synthembed.load(tmp_path / "t.safetensors")
+    batch = layer.encode(df)
+    assert torch.equal(loaded(batch), layer(batch))

@@ -27,3 +27,16 @@ def test_old_import_path() -> None:
     assert tabular.CategoricalSpec is CategoricalSpec
     assert tabular.NumericalSpec is NumericalSpec
     assert tabular.MultiLabelSpec is MultiLabelSpec
+
+
+def test_specs_num_buckets_is_a_deprecated_name_of_num_oov_buckets() -> None:
+    import pytest as _pytest
+
+    from synthembed.layers.tabular_specs import CategoricalSpec as C
+    from synthembed.layers.tabular_specs import MultiLabelSpec as M
+
+    for cls in (C, M):
+        with _pytest.warns(DeprecationWarning, match=r"num_buckets=.*num_oov_buckets="):
+            spec = cls(oov="hash", num_buckets=5)
+        assert spec.num_oov_buckets == spec.num_buckets == 5
+        assert spec == cls(oov="hash", num_oov_buckets=5)

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from synthembed._scaling import AffineScaler
 from synthembed._validation import check_float, check_int
 from synthembed.errors import ConfigError, NonFiniteError, NotFittedError, ShapeError
+from synthembed.io import register_savable
 
 __all__ = ["OneHot", "Prepared", "Scaler", "one_hot", "prepare", "scale"]
 
@@ -69,8 +70,12 @@ def _as_tensor(values: np.ndarray) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- one-hot
+@register_savable
 class OneHot:
     """One-hot encoder that keeps its class list, to encode new values and decode predictions.
+
+    A fitted encoder saves with ``synthembed.save(enc, path)`` and loads with
+    ``synthembed.load(path)`` (classes that are JSON values: strings, numbers, bools).
 
     Args:
         classes: the classes in column order; default: learned by :meth:`fit`.
@@ -104,6 +109,25 @@ class OneHot:
         if self.classes_ is None:
             raise NotFittedError("This OneHot has no classes yet; call fit(values) first.")
         return self.classes_
+
+    def get_config(self) -> dict[str, Any]:
+        """The class list (what :func:`synthembed.save` writes).
+
+        Raises:
+            NotFittedError: no classes yet (call ``fit(values)`` before saving).
+        """
+        if self.classes_ is None:
+            raise NotFittedError(
+                "This OneHot has no classes yet; call fit(values) before synthembed.save()."
+            )
+        return {"classes": list(self.classes_)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> OneHot:
+        """The encoder of the saved classes."""
+        if not isinstance(config, dict):
+            raise ConfigError(f"A OneHot configuration must be a JSON object; got {config!r}.")
+        return cls(config["classes"])
 
     def fit(self, values: Any) -> OneHot:
         """Learn the sorted distinct values; returns ``self``."""
@@ -223,12 +247,15 @@ def one_hot(
 
 
 # ---------------------------------------------------------------------- scaling
+@register_savable
 class Scaler:
     """Min-max scaler into ``feature_range`` whose fitted parameters are reused on new data.
 
     The arithmetic is the library's one scaler (``synthembed._scaling.AffineScaler``,
     shared with :class:`~synthembed.TabularEmbedding`); this class adds the founding
-    input layer's options and a JSON form (:meth:`to_dict`).
+    input layer's options and a JSON form (:meth:`to_dict`). A fitted scaler also saves
+    with ``synthembed.save(scaler, path)`` and loads with ``synthembed.load(path)``
+    (its min and max as float64 tensors, exact).
 
     Args:
         feature_range: ``(low, high)`` of the scaled training data.
@@ -346,6 +373,52 @@ class Scaler:
             "min": self.min_.tolist(),
             "max": self.max_.tolist(),
         }
+
+    def get_config(self) -> dict[str, Any]:
+        """The options; the fitted min and max are tensors (:meth:`state_tensors`).
+
+        Raises:
+            NotFittedError: the scaler is not fitted (call ``fit(x)`` before saving).
+        """
+        if self.min_ is None or self.max_ is None:
+            raise NotFittedError(
+                "This Scaler is not fitted yet; call fit(x) before synthembed.save()."
+            )
+        return {
+            "feature_range": list(self.feature_range),
+            "per_feature": self.per_feature,
+            "clip": self.clip,
+            "num_values": int(self.min_.shape[0]),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Scaler:
+        """A scaler with placeholder parameters; :func:`synthembed.load` fills them."""
+        if not isinstance(config, dict):
+            raise ConfigError(f"A Scaler configuration must be a JSON object; got {config!r}.")
+        low, high = config["feature_range"]
+        scaler = cls((low, high), per_feature=config["per_feature"], clip=config["clip"])
+        n = int(config["num_values"])
+        scaler.min_, scaler.max_ = np.zeros(n), np.ones(n)
+        return scaler
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The fitted min and max, ``(n,)`` float64 tensors."""
+        if self.min_ is None or self.max_ is None:
+            raise NotFittedError(
+                "This Scaler is not fitted yet; call fit(x) before synthembed.save()."
+            )
+        return {
+            "min": torch.from_numpy(np.asarray(self.min_, dtype=np.float64)),
+            "max": torch.from_numpy(np.asarray(self.max_, dtype=np.float64)),
+        }
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        lo, hi = tensors["min"], tensors["max"]
+        if lo.shape != hi.shape:
+            raise ConfigError("Scaler data has 'min' and 'max' of different lengths.")
+        self.min_ = lo.detach().cpu().to(torch.float64).numpy().copy()
+        self.max_ = hi.detach().cpu().to(torch.float64).numpy().copy()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scaler:

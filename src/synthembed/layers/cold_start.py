@@ -43,7 +43,7 @@ class ColdStart:
     base: nn.Module
     base_name: str
     synthesizer: Synthesizer
-    input_dim: int
+    num_embeddings: int
     embedding_dim: int
     padding_idx: int | None
     training: bool
@@ -88,26 +88,26 @@ class ColdStart:
     def _check_ids(self, ids: torch.Tensor, owner: str) -> bool:
         """Validate ids; True when some lie past ``input_dim`` (hashing bases only)."""
         if not self._accepts_any_id():
-            check_ids(ids, self.input_dim, owner)
+            check_ids(ids, self.num_embeddings, owner)
             return False
         check_nonnegative_ids(ids, owner)
-        return ids.numel() > 0 and int(ids.max()) >= self.input_dim
+        return ids.numel() > 0 and int(ids.max()) >= self.num_embeddings
 
     def _check_beyond(self, ids: torch.Tensor) -> None:
         """Ids past ``input_dim`` about to be synthesized: fine unless a per-id table is needed."""
         need = None
         if self.side_features is not None:
-            need = f"side features exist only for ids in [0, {self.input_dim - 1}]"
+            need = f"side features exist only for ids in [0, {self.num_embeddings - 1}]"
         elif getattr(self.synthesizer, "id_tables", False):
             need = (
                 f"the {self.config.technique!r} technique keeps per-id state only for ids in "
-                f"[0, {self.input_dim - 1}]"
+                f"[0, {self.num_embeddings - 1}]"
             )
         if need is None:
             return
-        outside = ids[ids >= self.input_dim]
+        outside = ids[ids >= self.num_embeddings]
         raise InvalidIndexError(
-            f"{_OWNER} got {outside.numel()} id(s) at or beyond input_dim={self.input_dim} "
+            f"{_OWNER} got {outside.numel()} id(s) at or beyond input_dim={self.num_embeddings} "
             f"(largest {int(outside.max())}) to synthesize; the {self.base_name!r} base takes any "
             f"64-bit id, but {need}. Add such ids with add_items (with their side features), "
             "or serve them from the base alone (synthesis_rate=0, cold_threshold=0)."
@@ -211,7 +211,7 @@ class ColdStart:
             self.side_features = torch.cat([old_side, new_side])
         self.counts = torch.cat([self.counts, self.counts.new_zeros(n)])
         self.added = torch.cat([self.added, self.added.new_ones(n)])
-        self.input_dim += n
+        self.num_embeddings += n
         self._any_added = True
         return new_ids.to(device)
 

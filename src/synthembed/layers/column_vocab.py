@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from synthembed._deprecation import renamed
 from synthembed._validation import check_choice, check_int, require
 from synthembed.errors import UnknownTokenError
 from synthembed.vocab import OOVPolicy, Token, Vocabulary
@@ -39,7 +40,7 @@ MISSING_TOKEN = "<missing>"
 UNK_TOKEN = "<unk>"
 #: Specials of a categorical column's vocabulary: ids 0 and 1.
 CATEGORICAL_SPECIALS = (UNK_TOKEN, MISSING_TOKEN)
-#: Hash buckets used with ``oov="hash"`` when ``num_buckets`` is not given.
+#: Hash buckets used with ``oov="hash"`` when ``num_oov_buckets`` is not given.
 DEFAULT_NUM_BUCKETS = 16
 #: The out-of-vocabulary policies a column accepts.
 OOV_POLICIES: tuple[str, ...] = ("error", "unk", "hash")
@@ -80,11 +81,12 @@ def factorize(values: Any) -> tuple[np.ndarray, list[Any]]:
     return np.asarray(codes, dtype=np.int64), list(uniques)
 
 
+@renamed(num_buckets="num_oov_buckets")
 def build_column_vocab(
     values: Any,
     *,
     oov: OOVPolicy = "unk",
-    num_buckets: int | None = None,
+    num_oov_buckets: int | None = None,
     min_freq: int = 1,
     max_size: int | None = None,
 ) -> Vocabulary:
@@ -96,7 +98,8 @@ def build_column_vocab(
     Args:
         values: a 1-d array, list or pandas Series (missing values are skipped).
         oov: what an unseen value becomes at encode time.
-        num_buckets: hash buckets for ``oov="hash"`` (default 16).
+        num_oov_buckets: hash buckets for ``oov="hash"`` (default 16); ``num_buckets=`` is
+            its deprecated old name.
         min_freq: keep values seen at least this often (rarer ones become OOV).
         max_size: keep at most this many values.
 
@@ -119,7 +122,7 @@ def build_column_vocab(
         pad_token=None,
         unk_token=UNK_TOKEN,
         oov=oov,
-        num_buckets=(num_buckets or DEFAULT_NUM_BUCKETS) if oov == "hash" else None,
+        num_oov_buckets=(num_oov_buckets or DEFAULT_NUM_BUCKETS) if oov == "hash" else None,
     )
 
 

@@ -166,7 +166,7 @@ class SynthesisControl:
     side_features: torch.Tensor | None
     rate_logit: nn.Parameter | None
     step: torch.Tensor
-    input_dim: int
+    num_embeddings: int
     embedding_dim: int
     _synth_ran: bool
 
@@ -180,7 +180,7 @@ class SynthesisControl:
         side = self.side_features
         synth = make_synthesizer(
             config.technique,
-            self.input_dim,
+            self.num_embeddings,
             self.embedding_dim,
             None if side is None else int(side.shape[1]),
             **config.options,

@@ -17,6 +17,7 @@ Three parts (see ``DESIGN.md``)::
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from synthembed import _kernels
+from synthembed._config import DTYPE, Codec, Configurable, Option
 from synthembed._validation import (
     check_finite,
     check_int,
@@ -111,8 +113,12 @@ class _LastOutput:
         return (_LastOutput, ())
 
 
+_BASE_OPTIONS = Codec(encode_options, lambda data, owner: decode_options(data))
+_SCHEDULE = Codec(list, lambda data, owner: tuple(data))
+
+
 @register_savable
-class SyntheticEmbeddingLayer(SynthesisControl, ColdStart, nn.Module):
+class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Module):
     r"""An embedding whose vectors are a blend of stored rows and synthesized ones.
 
     ``out = (1 - r) * base(ids) + r * synthesizer(ids, base rows, side features)``
@@ -151,14 +157,17 @@ class SyntheticEmbeddingLayer(SynthesisControl, ColdStart, nn.Module):
     Soft input has no ids, so it is never counted or cold.
 
     Args:
-        input_dim: number of ids (rows); ids lie in ``[0, input_dim)``.
+        num_embeddings: number of ids (rows); ids lie in ``[0, num_embeddings)``.
+            ``input_dim=`` is the founding documents' name for it (kept as an alias,
+            as is the ``input_dim`` attribute).
         embedding_dim: size ``D`` of each vector.
+        padding_idx: id whose output has no synthetic part and whose row gets no
+            gradient; third positional, as in ``torch.nn.Embedding``.
         synthesis_rate: the blend rate in ``[0, 1]`` (default 0.1; see :class:`SynthesisConfig`).
         technique: registered synthesis technique (``"combination"``, ``"autoencoder"``,
             ``"gan"``, ``"manifold"``, or your own).
         side_features: optional ``(input_dim, F)`` per-id features (genres,
             text vectors...), stored in a buffer and saved with the layer.
-        padding_idx: id whose output has no synthetic part and whose row gets no gradient.
         base: registered base name (``"full"``: a dense :class:`~synthembed.Embedding`).
         base_options: keyword options of the base (e.g. ``{"max_norm": 1.0}``).
         adaptive: learn the rate (parameter ``rate_logit`` through a sigmoid).
@@ -168,6 +177,8 @@ class SyntheticEmbeddingLayer(SynthesisControl, ColdStart, nn.Module):
         check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
             forward whose output holds a NaN or infinity, naming the layer and the
             ids that produced it (one extra pass over the output per forward).
+        device, dtype: where and in which floating dtype the tables and the
+            synthesizer live (as ``torch.nn.Embedding``'s).
         technique_options: options of the technique (e.g. ``bottleneck=16``).
 
     Ids of hashing bases:
@@ -217,6 +228,25 @@ class SyntheticEmbeddingLayer(SynthesisControl, ColdStart, nn.Module):
             opt_d.zero_grad(); layer.discriminator_loss().backward(); opt_d.step()
     """
 
+    config_options = (
+        Option("num_embeddings", positional=True),
+        Option("embedding_dim", positional=True),
+        Option("synthesis_rate", get=lambda m: m.config.synthesis_rate),
+        Option("technique", get=lambda m: m.config.technique),
+        Option("technique_options", get=lambda m: m.synthesizer.get_options(), init=False),
+        Option("side_dim", get=lambda m: m.side_dim, init=False),
+        Option("padding_idx"),
+        Option("base", attr="base_name"),
+        Option("base_options", codec=_BASE_OPTIONS, show=False),
+        Option("base_config", get=lambda m: m._base_config(), init=False),
+        Option("adaptive", get=lambda m: m.config.adaptive),
+        Option("schedule", get=lambda m: m.config.schedule, codec=_SCHEDULE),
+        Option("cold_threshold", get=lambda m: m.config.cold_threshold),
+        Option("train_synthetic_fraction", get=lambda m: m.config.train_synthetic_fraction),
+        Option("check_finite"),
+        Option("dtype", get=lambda m: m._dtype(), codec=DTYPE, init=False, show=False),
+    )
+
     counts: torch.Tensor
     added: torch.Tensor
     step: torch.Tensor
@@ -224,13 +254,14 @@ class SyntheticEmbeddingLayer(SynthesisControl, ColdStart, nn.Module):
 
     def __init__(
         self,
-        input_dim: int,
-        embedding_dim: int,
-        synthesis_rate: float = 0.1,
+        num_embeddings: int | None = None,
+        embedding_dim: int | None = None,
+        padding_idx: int | None = None,
         *,
+        input_dim: int | None = None,
+        synthesis_rate: float = 0.1,
         technique: str = "combination",
         side_features: Any = None,
-        padding_idx: int | None = None,
         base: str = "full",
         base_options: dict[str, Any] | None = None,
         adaptive: bool = False,
@@ -238,10 +269,34 @@ class SyntheticEmbeddingLayer(SynthesisControl, ColdStart, nn.Module):
         cold_threshold: int = 0,
         train_synthetic_fraction: float = 0.0,
         check_finite: bool = False,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
         _fit: bool = True,
         **technique_options: Any,
     ) -> None:
-        check_int(_OWNER, "input_dim", input_dim, 1)
+        if isinstance(padding_idx, float):
+            # Before nn.Embedding's order: (input_dim, embedding_dim, synthesis_rate).
+            warnings.warn(
+                f"{_OWNER}(n, d, {padding_idx!r}): the third positional argument is now "
+                "padding_idx, as in torch.nn.Embedding; pass synthesis_rate= by keyword.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            synthesis_rate, padding_idx = padding_idx, None
+        if input_dim is not None:  # the founding documents' name
+            if num_embeddings is not None and num_embeddings != input_dim:
+                raise ConfigError(
+                    f"{_OWNER} got num_embeddings={num_embeddings} and input_dim={input_dim}; "
+                    "input_dim is the founding documents' name for num_embeddings: pass one."
+                )
+            num_embeddings = input_dim
+        if num_embeddings is None or embedding_dim is None:
+            raise ConfigError(
+                f"{_OWNER} needs num_embeddings (or input_dim) and embedding_dim; got "
+                f"num_embeddings={num_embeddings}, embedding_dim={embedding_dim}."
+            )
+        input_dim = num_embeddings
+        check_int(_OWNER, "num_embeddings", num_embeddings, 1)
         check_int(_OWNER, "embedding_dim", embedding_dim, 1)
         config = SynthesisConfig(
             technique=technique,
@@ -274,7 +329,7 @@ class SyntheticEmbeddingLayer(SynthesisControl, ColdStart, nn.Module):
             )
         super().__init__()
         self.check_finite = check_finite
-        self.input_dim = input_dim
+        self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.padding_idx = padding_idx
         self.base_name = base
@@ -283,9 +338,17 @@ class SyntheticEmbeddingLayer(SynthesisControl, ColdStart, nn.Module):
         # same initial table as Embedding(input_dim, embedding_dim) under one seed.
         if padding_idx is not None:
             base_options = {**base_options, "padding_idx": padding_idx}
+        if device is not None:
+            base_options = {**base_options, "device": device}
+        if dtype is not None:
+            base_options = {**base_options, "dtype": dtype}
         self.base = make_base(base, input_dim, embedding_dim, **base_options)
-        self.register_buffer("side_features", None if side is None else side.to(self._dtype()))
+        self.register_buffer(
+            "side_features",
+            None if side is None else side.to(device=self._device(), dtype=self._dtype()),
+        )
         self.synthesizer: Synthesizer = self._build_synthesizer(config, fit=_fit)
+        self.synthesizer.to(device=self._device(), dtype=self._dtype())
         self.register_buffer(
             "counts", torch.zeros(input_dim, dtype=torch.long, device=self._device())
         )
@@ -322,9 +385,14 @@ class SyntheticEmbeddingLayer(SynthesisControl, ColdStart, nn.Module):
         return self.base.weight  # type: ignore[return-value]
 
     @property
-    def num_embeddings(self) -> int:
-        """Alias of ``input_dim`` (``torch.nn.Embedding``'s name)."""
-        return self.input_dim
+    def side_dim(self) -> int | None:
+        """Width ``F`` of the side features, or None without them."""
+        return None if self.side_features is None else int(self.side_features.shape[1])
+
+    @property
+    def input_dim(self) -> int:
+        """The founding documents' name of :attr:`num_embeddings`."""
+        return self.num_embeddings
 
     @property
     def technique(self) -> str:
@@ -580,84 +648,38 @@ class SyntheticEmbeddingLayer(SynthesisControl, ColdStart, nn.Module):
         torch.autograd.backward(out, grad_output.to(out.dtype))
 
     # ------------------------------------------------------------------ save / load
-    def get_config(self) -> dict[str, Any]:
-        """The JSON-safe arguments that rebuild this layer (tensors are saved separately)."""
-        cfg = self.config
-        return {
-            "input_dim": self.input_dim,
-            "embedding_dim": self.embedding_dim,
-            "synthesis_rate": cfg.synthesis_rate,
-            "technique": cfg.technique,
-            "technique_options": self.synthesizer.get_options(),
-            "side_dim": None if self.side_features is None else int(self.side_features.shape[1]),
-            "padding_idx": self.padding_idx,
-            "base": self.base_name,
-            "base_options": encode_options(self.base_options),
-            # The base's own configuration: after add_items a compressed base's layout
-            # (e.g. grown tables) is not a function of input_dim alone.
-            "base_config": self._base_config(),
-            "adaptive": cfg.adaptive,
-            "schedule": None if cfg.schedule is None else list(cfg.schedule),
-            "cold_threshold": cfg.cold_threshold,
-            "train_synthetic_fraction": cfg.train_synthetic_fraction,
-            "check_finite": self.check_finite,
-            "dtype": str(self._dtype()).removeprefix("torch."),
-        }
-
     def _base_config(self) -> dict[str, Any] | None:
         get = getattr(self.base, "get_config", None)
         return get() if callable(get) else None
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> SyntheticEmbeddingLayer:
+    def from_config(cls, config: dict[str, Any], **extra: Any) -> SyntheticEmbeddingLayer:
         """Rebuild a layer (untrained, coordinates not fitted) from :meth:`get_config` output."""
         cfg = dict(config)
-        side_dim = cfg.pop("side_dim", None)
-        dtype_name = cfg.pop("dtype", "float32")
-        dtype = getattr(torch, dtype_name, None)
-        if not isinstance(dtype, torch.dtype):
-            raise ConfigError(f"Unknown dtype {dtype_name!r} in the layer configuration.")
-        options = cfg.pop("technique_options", {}) or {}
-        schedule = cfg.pop("schedule", None)
-        base_options = decode_options(cfg.pop("base_options", {}) or {})
-        base_config = cfg.pop("base_config", None)
+        if "input_dim" in cfg:  # files saved before num_embeddings became the name
+            cfg["num_embeddings"] = cfg.pop("input_dim")
+        dtype = DTYPE.decode(cfg.get("dtype") or "float32", _OWNER)
+        side_dim = cfg.get("side_dim")
         side = (
             None
             if side_dim is None
-            else torch.zeros(int(cfg["input_dim"]), int(side_dim), dtype=dtype)
+            else torch.zeros(int(cfg["num_embeddings"]), int(side_dim), dtype=dtype)
         )
-        layer = cls(
-            side_features=side,
-            schedule=None if schedule is None else tuple(schedule),  # type: ignore[arg-type]
-            base_options=base_options,
-            _fit=False,
-            **cfg,
-            **options,
-        )
+        options = cfg.get("technique_options") or {}
+        layer = super().from_config(cfg, side_features=side, _fit=False, **options, **extra)
         rebuild = getattr(BASES.get(layer.base_name), "from_config", None)
+        base_config = cfg.get("base_config")
         if base_config is not None and callable(rebuild):
+            # After add_items a compressed base's layout (e.g. grown tables) is not a
+            # function of num_embeddings alone.
             layer.base = rebuild(base_config)
         return layer.to(dtype)
 
     def extra_repr(self) -> str:
-        cfg = self.config
-        s = f"{self.input_dim}, {self.embedding_dim}, synthesis_rate={cfg.synthesis_rate:g}, technique={cfg.technique!r}"
+        s = super().extra_repr()
         if self.side_features is not None:
-            s += f", side_features=({self.side_features.shape[0]}, {self.side_features.shape[1]})"
-        if self.padding_idx is not None:
-            s += f", padding_idx={self.padding_idx}"
-        if self.base_name != "full":
-            s += f", base={self.base_name!r}"
-        if cfg.adaptive:
-            s += ", adaptive=True"
-        if cfg.schedule is not None:
-            s += f", schedule={cfg.schedule!r}"
-        if cfg.cold_threshold:
-            s += f", cold_threshold={cfg.cold_threshold}"
-        if cfg.train_synthetic_fraction:
-            s += f", train_synthetic_fraction={cfg.train_synthetic_fraction:g}"
-        if self.check_finite:
-            s += ", check_finite=True"
+            rows, cols = self.side_features.shape
+            s += f", side_features=({rows}, {cols})"
         return s
 
 

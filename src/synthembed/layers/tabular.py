@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthembed._config import DTYPE, Codec, Configurable, Option
 from synthembed._validation import (
     check_choice,
     check_ids,
@@ -91,10 +92,21 @@ __all__ = [
 
 _CONFIG_VERSION = 1
 
+#: Fitted columns in JSON: their ``to_dict()`` form (the constructor takes those back).
+COLUMNS = Codec(
+    lambda columns: [c.to_dict() for c in columns],
+    lambda data, owner: [column_from_dict(c) for c in data],
+)
+
+
+def _float_dtype(module: nn.Module) -> torch.dtype:
+    floats = [p for p in module.parameters() if p.is_floating_point()]
+    return floats[0].dtype if floats else torch.float32
+
 
 # ---------------------------------------------------------------------- the layer
 @register_savable
-class TabularEmbedding(nn.Module):
+class TabularEmbedding(Configurable, nn.Module):
     """Turns each row of a table into one dense vector.
 
     Build it with :meth:`from_frame`, which fits vocabularies and scalers on a
@@ -115,6 +127,11 @@ class TabularEmbedding(nn.Module):
         check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
             NaN or infinity a column's embedding produces, naming the column and the
             ids (categorical and multi-label columns) or batch rows (numerical ones).
+        device, dtype: where and in which floating dtype the tables and numerical
+            embeddings are created (as ``torch.nn.Embedding``'s).
+
+    ``output_dim`` is the width of the concatenated row vector (the sum of the
+    columns' widths), not a per-column ``embedding_dim``: the name says it differs.
 
     Shape:
         ``layer(layer.encode(df))``: ``(B, output_dim)`` for a frame of ``B`` rows.
@@ -128,11 +145,19 @@ class TabularEmbedding(nn.Module):
         (torch.Size([3, 10]), 10)
     """
 
+    config_options = (
+        Option("columns", codec=COLUMNS),
+        Option("check_finite"),
+        Option("dtype", get=_float_dtype, codec=DTYPE, show=False),
+    )
+
     def __init__(
         self,
         columns: Sequence[FittedColumn | Mapping[str, Any]],
         *,
         check_finite: bool = False,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         if not columns:
             raise ConfigError("TabularEmbedding needs at least one column; got none.")
@@ -147,13 +172,17 @@ class TabularEmbedding(nn.Module):
         self.vocabs: dict[Any, Vocabulary] = {}
         self.embedders = nn.ModuleList()
         for column in self.columns:
-            self.embedders.append(self._make_embedder(column))
+            self.embedders.append(self._make_embedder(column, device, dtype))
 
-    def _make_embedder(self, column: FittedColumn) -> nn.Module:
+    def _make_embedder(self, column: FittedColumn, device: Any, dtype: Any) -> nn.Module:
         if isinstance(column, NumericalColumn):
             if column.embedding == "periodic":
                 return PeriodicEmbedding(
-                    column.n_frequencies, column.embedding_dim, sigma=column.sigma
+                    column.n_frequencies,
+                    column.embedding_dim,
+                    sigma=column.sigma,
+                    device=device,
+                    dtype=dtype,
                 )
             if column.embedding == "piecewise_linear":
                 if column.bins is None:
@@ -161,7 +190,9 @@ class TabularEmbedding(nn.Module):
                         f"Numerical column {column.name!r} uses a piecewise_linear embedding "
                         "but has no bins; refit it with TabularEmbedding.from_frame."
                     )
-                return PiecewiseLinearEmbedding(column.bins, column.embedding_dim)
+                return PiecewiseLinearEmbedding(
+                    column.bins, column.embedding_dim, device=device, dtype=dtype
+                )
             return nn.Identity()
         vocab = column.vocab
         self.vocabs[column.name] = vocab
@@ -169,6 +200,8 @@ class TabularEmbedding(nn.Module):
         table = Embedding(
             len(vocab),
             column.embedding_dim,
+            device=device,
+            dtype=dtype,
             vocab=vocab,
             mode=mode,  # type: ignore[arg-type]
         )
@@ -496,14 +529,13 @@ class TabularEmbedding(nn.Module):
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
         """The JSON-safe fitted columns (vocabularies and scaler parameters included)."""
-        return {
-            "version": _CONFIG_VERSION,
-            "columns": [c.to_dict() for c in self.columns],
-            "check_finite": self.check_finite,
-        }
+        config = {"version": _CONFIG_VERSION, **super().get_config()}
+        if config["dtype"] == "float32":
+            del config["dtype"]  # float32 layers keep the JSON they had before dtype= existed
+        return config
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> TabularEmbedding:
+    def from_config(cls, config: dict[str, Any], **extra: Any) -> TabularEmbedding:
         """Rebuild the layer (fresh weights) from :meth:`get_config` output."""
         version = config.get("version")
         if version != _CONFIG_VERSION:
@@ -511,8 +543,8 @@ class TabularEmbedding(nn.Module):
                 f"TabularEmbedding configuration version {version!r} is not supported; this "
                 f"synthembed reads version {_CONFIG_VERSION}."
             )
-        # check_finite is absent from configurations saved before it existed.
-        return cls(config["columns"], check_finite=bool(config.get("check_finite", False)))
+        # check_finite and dtype are absent from configurations saved before they existed.
+        return super().from_config({k: v for k, v in config.items() if k != "version"}, **extra)
 
     def extra_repr(self) -> str:
         kinds = ", ".join(f"{c.name}:{c.kind}" for c in self.columns)

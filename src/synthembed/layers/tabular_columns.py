@@ -377,7 +377,7 @@ def fit_column(name: Any, series: Any, spec: Spec) -> FittedColumn:
         vocab = build_column_vocab(
             series,
             oov=spec.oov,
-            num_buckets=spec.num_buckets,
+            num_oov_buckets=spec.num_oov_buckets,
             min_freq=spec.min_freq,
             max_size=spec.max_size,
         )
@@ -392,7 +392,9 @@ def fit_column(name: Any, series: Any, spec: Spec) -> FittedColumn:
         pad_token="<pad>",
         unk_token=UNK_TOKEN,
         oov=spec.oov,
-        num_buckets=(spec.num_buckets or DEFAULT_NUM_BUCKETS) if spec.oov == "hash" else None,
+        num_oov_buckets=(spec.num_oov_buckets or DEFAULT_NUM_BUCKETS)
+        if spec.oov == "hash"
+        else None,
     )
     return MultiLabelColumn(name, dim_of(len(vocab)), vocab, spec.separator, spec.mode)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from synthembed._deprecation import renamed
 from synthembed._scaling import SCALINGS, ScalingKind
 from synthembed._validation import check_choice, check_float, check_int
 from synthembed.errors import ConfigError
@@ -49,21 +50,22 @@ class CategoricalSpec:
     Args:
         embedding_dim: an int, or ``"auto"`` for :func:`auto_embedding_dim`.
         oov: unseen values at encode time: ``"unk"``, ``"hash"`` or ``"error"``.
-        num_buckets: hash buckets with ``oov="hash"`` (default 16).
+        num_oov_buckets: hash buckets with ``oov="hash"`` (default 16); ``num_buckets=``
+            is its deprecated old name.
         min_freq: values seen fewer times in training are treated as unseen.
         max_size: keep at most this many values (most frequent).
     """
 
     embedding_dim: int | Literal["auto"] = "auto"
     oov: OOVPolicy = "unk"
-    num_buckets: int | None = None
+    num_oov_buckets: int | None = None
     min_freq: int = 1
     max_size: int | None = None
 
     def __post_init__(self) -> None:
         check_dim("CategoricalSpec", self.embedding_dim)
         check_choice("CategoricalSpec", "oov", self.oov, OOV_POLICIES)
-        check_int("CategoricalSpec", "num_buckets", self.num_buckets, 1, optional=True)
+        check_int("CategoricalSpec", "num_oov_buckets", self.num_oov_buckets, 1, optional=True)
         check_int("CategoricalSpec", "min_freq", self.min_freq, 1)
         check_int("CategoricalSpec", "max_size", self.max_size, 0, optional=True)
 
@@ -112,14 +114,14 @@ class MultiLabelSpec:
         embedding_dim: an int, or ``"auto"`` for :func:`auto_embedding_dim`.
         separator: splits string cells; ``None`` keeps a string as one label.
         mode: pooling of a row's labels: ``"mean"``, ``"sum"`` or ``"max"``.
-        oov, num_buckets, min_freq, max_size: as in :class:`CategoricalSpec`.
+        oov, num_oov_buckets, min_freq, max_size: as in :class:`CategoricalSpec`.
     """
 
     embedding_dim: int | Literal["auto"] = "auto"
     separator: str | None = "|"
     mode: PoolingMode = "mean"
     oov: OOVPolicy = "unk"
-    num_buckets: int | None = None
+    num_oov_buckets: int | None = None
     min_freq: int = 1
     max_size: int | None = None
 
@@ -128,7 +130,7 @@ class MultiLabelSpec:
         check_dim(owner, self.embedding_dim)
         check_choice(owner, "mode", self.mode, BAG_MODES)
         check_choice(owner, "oov", self.oov, OOV_POLICIES)
-        check_int(owner, "num_buckets", self.num_buckets, 1, optional=True)
+        check_int(owner, "num_oov_buckets", self.num_oov_buckets, 1, optional=True)
         check_int(owner, "min_freq", self.min_freq, 1)
         check_int(owner, "max_size", self.max_size, 0, optional=True)
         if self.separator is not None and (
@@ -139,5 +141,15 @@ class MultiLabelSpec:
                 f"Got {self.separator!r} instead."
             )
 
+
+def _num_buckets(self: CategoricalSpec | MultiLabelSpec) -> int | None:
+    """Deprecated alias of ``num_oov_buckets``."""
+    return self.num_oov_buckets
+
+
+# The dataclass-made __init__ takes the old name too, with a DeprecationWarning.
+for _spec in (CategoricalSpec, MultiLabelSpec):
+    _spec.__init__ = renamed(num_buckets="num_oov_buckets")(_spec.__init__)  # type: ignore[method-assign]
+    _spec.num_buckets = property(_num_buckets)  # type: ignore[attr-defined,union-attr]
 
 Spec = CategoricalSpec | NumericalSpec | MultiLabelSpec

@@ -362,14 +362,14 @@ def synthetic_mf(
     check_int("synthetic_mf", "num_users", num_users, 1)
     check_float("synthetic_mf", "init_std", init_std, 0.0, low_closed=False)
     if technique == "manifold":
-        technique_options.setdefault("random_state", seed)
+        technique_options.setdefault("seed", seed)
     with seeded(seed):
         users = Embedding(num_users, embedding_dim)
         nn.init.normal_(users.weight, std=init_std)
         items = SyntheticEmbeddingLayer(
             int(side.shape[0]),
             embedding_dim,
-            synthesis_rate,
+            synthesis_rate=synthesis_rate,
             technique=technique,
             side_features=side,
             cold_threshold=cold_threshold,

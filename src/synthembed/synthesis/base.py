@@ -48,6 +48,7 @@ Write your own technique:
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -134,6 +135,7 @@ def make_synthesizer(
             features missing for a technique that needs them.
     """
     cls = get_technique(name)
+    options = _renamed_options(cls, name, options)
     accepted = cls.option_names()
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -143,6 +145,27 @@ def make_synthesizer(
         )
     cls.check_side_features(side_dim, options)
     return cls(num_embeddings, embedding_dim, side_dim, **options)
+
+
+def _renamed_options(cls: type[Synthesizer], name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Options under their old names (``cls.renamed_options``) mapped to the new, with a warning."""
+    out = dict(options)
+    for old, new in cls.renamed_options.items():
+        if old not in out:
+            continue
+        if new in out:
+            raise ConfigError(
+                f"Synthesis technique {name!r} got both {old}= (deprecated) and {new}=; "
+                f"pass only {new}=."
+            )
+        warnings.warn(
+            f"The {name!r} option {old}= is deprecated; use {new}=. "
+            "The old name goes in the next release.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        out[new] = out.pop(old)
+    return out
 
 
 def lookup_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -204,6 +227,8 @@ class Synthesizer(nn.Module):
     uses_rows: ClassVar[bool] = True
     id_tables: ClassVar[bool] = False
     per_id: ClassVar[bool] = True
+    #: Options renamed for one name per concept: old name -> new name (still accepted, warned).
+    renamed_options: ClassVar[dict[str, str]] = {}
 
     def __init__(self, num_embeddings: int, embedding_dim: int, side_dim: int | None) -> None:
         super().__init__()

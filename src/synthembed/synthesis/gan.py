@@ -29,7 +29,8 @@ parameters: one optimizer over everything works, and so do two.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,7 @@ from torch import nn
 from torch.func import functional_call
 
 from synthembed._validation import check_float, check_int
+from synthembed.errors import ConfigError
 from synthembed.synthesis.base import Synthesizer, register_technique
 
 __all__ = ["Gan"]
@@ -51,7 +53,8 @@ class Gan(Synthesizer):
         embedding_dim: ``D``.
         side_dim: ``F``; the condition is the side features when given, else the base row.
         noise_dim: size of the noise vector.
-        hidden: width of the hidden layer of both networks.
+        hidden_dims: widths of the hidden layers of both networks (``hidden``, one int, is
+            the deprecated name).
         align_weight: weight of the alignment term in the generator loss.
 
     Shape:
@@ -65,6 +68,7 @@ class Gan(Synthesizer):
     """
 
     per_id = False  # noise is drawn per batch position in training
+    renamed_options: ClassVar[dict[str, str]] = {"hidden": "hidden_dims"}
 
     def __init__(
         self,
@@ -73,30 +77,30 @@ class Gan(Synthesizer):
         side_dim: int | None,
         *,
         noise_dim: int = 16,
-        hidden: int = 64,
+        hidden_dims: Sequence[int] | int = (64,),
         align_weight: float = 1.0,
     ) -> None:
         check_int("Gan", "noise_dim", noise_dim, 0)
-        check_int("Gan", "hidden", hidden, 1)
+        hidden = (hidden_dims,) if isinstance(hidden_dims, int) else tuple(hidden_dims)
+        if not hidden:
+            raise ConfigError(
+                "The 'hidden_dims' parameter of Gan needs at least one width; got ()."
+            )
+        for width in hidden:
+            check_int("Gan", "hidden_dims", width, 1)
         check_float("Gan", "align_weight", align_weight, 0.0)
         super().__init__(num_embeddings, embedding_dim, side_dim)
         self.noise_dim = noise_dim
-        self.hidden = hidden
+        self.hidden_dims = hidden
         self.align_weight = float(align_weight)
         cond_dim = side_dim if side_dim is not None else embedding_dim
-        self.generator = nn.Sequential(
-            nn.Linear(cond_dim + noise_dim, hidden),
-            nn.LeakyReLU(0.2),
-            nn.Linear(hidden, embedding_dim),
-        )
-        self.discriminator = nn.Sequential(
-            nn.Linear(embedding_dim + cond_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1)
-        )
+        self.generator = _mlp(cond_dim + noise_dim, hidden, embedding_dim)
+        self.discriminator = _mlp(embedding_dim + cond_dim, hidden, 1)
 
     def get_options(self) -> dict[str, Any]:
         return {
             "noise_dim": self.noise_dim,
-            "hidden": self.hidden,
+            "hidden_dims": list(self.hidden_dims),
             "align_weight": self.align_weight,
         }
 
@@ -142,3 +146,12 @@ class Gan(Synthesizer):
         real_logit = self._critic(rows.detach(), cond, frozen=False)
         fake_logit = self._critic(fake.detach(), cond, frozen=False)
         return F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean()
+
+
+def _mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
+    """``Linear -> LeakyReLU(0.2)`` per hidden width, then ``Linear`` to ``d_out``."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(d_in, width), nn.LeakyReLU(0.2)]
+        d_in = width
+    return nn.Sequential(*layers, nn.Linear(d_in, d_out))

@@ -25,7 +25,7 @@ before and after a reload.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -84,7 +84,7 @@ class Manifold(Synthesizer):
         affinity: optional ``(V, V)`` non-negative similarity graph (spectral
             only) used instead of side features. Not saved: the coordinates are.
         max_fit_items: fit the learner on at most this many ids (see module notes).
-        random_state: seed of the learner and of the sample.
+        seed: seed of the learner and of the sample (``random_state`` is its deprecated name).
 
     Shape:
         ids ``(*)`` -> ``(*, D)``; soft-lookup weights ``(*, V)`` -> ``(*, D)``.
@@ -97,6 +97,7 @@ class Manifold(Synthesizer):
     """
 
     needs_side_features = True
+    renamed_options: ClassVar[dict[str, str]] = {"random_state": "seed"}
     uses_rows = False
     id_tables = True
     coordinates: torch.Tensor
@@ -112,13 +113,13 @@ class Manifold(Synthesizer):
         n_neighbors: int = 10,
         affinity: Any = None,
         max_fit_items: int = 4000,
-        random_state: int = 0,
+        seed: int = 0,
     ) -> None:
         check_choice("Manifold", "method", method, _METHODS)
         check_int("Manifold", "n_components", n_components, 1, optional=True)
         check_int("Manifold", "n_neighbors", n_neighbors, 1)
         check_int("Manifold", "max_fit_items", max_fit_items, 2)
-        check_int("Manifold", "random_state", random_state, 0)
+        check_int("Manifold", "seed", seed, 0)
         aff = None
         if affinity is not None:
             if method != "spectral":
@@ -139,7 +140,7 @@ class Manifold(Synthesizer):
         self.n_components = n_components if n_components is not None else min(16, embedding_dim)
         self.n_neighbors = n_neighbors
         self.max_fit_items = max_fit_items
-        self.random_state = random_state
+        self.seed = seed
         self._affinity = aff
         self.register_buffer("coordinates", torch.zeros(num_embeddings, self.n_components))
         self.projection = nn.Linear(self.n_components, embedding_dim)
@@ -159,7 +160,7 @@ class Manifold(Synthesizer):
             "n_components": self.n_components,
             "n_neighbors": self.n_neighbors,
             "max_fit_items": self.max_fit_items,
-            "random_state": self.random_state,
+            "seed": self.seed,
         }
 
     # ------------------------------------------------------------------ fitting
@@ -177,7 +178,7 @@ class Manifold(Synthesizer):
             )
         if self._affinity is not None:
             learner = manifold.SpectralEmbedding(
-                n_components=n_comp, affinity="precomputed", random_state=self.random_state
+                n_components=n_comp, affinity="precomputed", random_state=self.seed
             )
             aff = self._affinity.numpy()
             coords = learner.fit_transform((aff + aff.T) / 2)
@@ -185,7 +186,7 @@ class Manifold(Synthesizer):
         else:
             assert side_features is not None
             feats = side_features.detach().double().cpu()
-            rng = np.random.default_rng(self.random_state)
+            rng = np.random.default_rng(self.seed)
             sample = (
                 np.sort(rng.choice(n, size=self.max_fit_items, replace=False))
                 if n > self.max_fit_items
@@ -197,7 +198,7 @@ class Manifold(Synthesizer):
                     n_components=n_comp,
                     affinity="nearest_neighbors",
                     n_neighbors=k,
-                    random_state=self.random_state,
+                    random_state=self.seed,
                 )
                 if self.method == "spectral"
                 else manifold.Isomap(n_neighbors=k, n_components=n_comp)

@@ -23,7 +23,7 @@ V, D = 300, 8
 NAMES = ["hash", "qr", "dhe", "lowrank", "mixed"]
 SMALL: dict[str, dict[str, Any]] = {
     "hash": {"num_buckets": 40, "num_hashes": 3},
-    "qr": {"num_buckets": 20},
+    "qr": {"num_collisions": 20},
     "dhe": {"num_hashes": 32, "hidden_dims": (16,)},
     "lowrank": {"rank": 3},
     "mixed": {"num_blocks": 3, "alpha": 0.5},
@@ -125,7 +125,7 @@ def test_grow_table_keeps_rows_and_refuses_int8_tables() -> None:
 def test_compressed_bases_rebuild_from_config_and_reject_unknown_dtypes() -> None:
     for cls, kwargs in [
         (HashEmbedding, {"num_buckets": 5}),
-        (QREmbedding, {"num_buckets": 5}),
+        (QREmbedding, {"num_collisions": 5}),
         (LowRankEmbedding, {"rank": 2}),
         (MixedDimEmbedding, {"num_blocks": 2}),
     ]:
@@ -210,7 +210,7 @@ def test_check_finite_names_only_the_ids_at_fault() -> None:
         lr.factor.weight[5, 0] = float("inf")
     with pytest.raises(NonFiniteError, match=r"LowRankEmbedding produced NaN/inf from ids \[5\]"):
         lr(torch.tensor([1, 5, 6, 5]))
-    q = QREmbedding(100, 4, num_buckets=10, check_finite=True)
+    q = QREmbedding(100, 4, num_collisions=10, check_finite=True)
     with torch.no_grad():
         q.tables[0].weight[3] = float("nan")  # the remainder row of ids 3, 13, 23, ...
     with pytest.raises(NonFiniteError, match=r"from ids \[3, 43\]\. Lower the learning rate"):
@@ -226,3 +226,39 @@ def test_check_finite_survives_save_and_load(name: str, tmp_path: Any) -> None:
     _poison(loaded)
     with pytest.raises(NonFiniteError, match=r"produced NaN/inf from ids \[1\]"):
         loaded(torch.tensor([1]))
+
+
+def test_compressed_bases_keep_their_config_keys() -> None:
+    # The JSON each base writes is what it wrote before config_options (saved files load).
+    common = {
+        "num_embeddings",
+        "embedding_dim",
+        "padding_idx",
+        "check_finite",
+        "dtype",
+        "quantized",
+    }
+    extra = {
+        HashEmbedding: {"num_buckets", "num_hashes", "num_weights", "seed", "sparse", "init_std"},
+        QREmbedding: {
+            "num_collisions",
+            "num_partitions",
+            "table_sizes",
+            "operation",
+            "seed",
+            "sparse",
+            "init_std",
+        },
+        LowRankEmbedding: {"rank", "sparse", "init_std"},
+        MixedDimEmbedding: {
+            "alpha",
+            "block_sizes",
+            "block_dims",
+            "sparse",
+            "init_std",
+            "reordered",
+        },
+    }
+    for cls, keys in extra.items():
+        assert set(cls(20, 4).get_config()) == common | keys
+    assert "padding_idx=3" in repr(HashEmbedding(20, 4, 3))

@@ -53,7 +53,7 @@ import json, sys, torch
 from synthembed.layers.bases import HashEmbedding, QREmbedding, DHEEmbedding
 ids = torch.tensor(json.loads(sys.argv[1]))
 h = HashEmbedding(1000, 4, num_buckets=97, num_hashes=3, seed=5)
-q = QREmbedding(1000, 4, num_buckets=31)
+q = QREmbedding(1000, 4, num_collisions=31)
 d = DHEEmbedding(1000, 4, num_hashes=8, hidden_dims=(4,), seed=2)
 print(json.dumps({
     "hash": h.buckets(ids).tolist(),
@@ -78,7 +78,7 @@ def test_hashing_is_identical_in_another_process() -> None:
     theirs = json.loads(child.stdout)
     t = torch.tensor(ids)
     h = HashEmbedding(1000, 4, num_buckets=97, num_hashes=3, seed=5)
-    q = QREmbedding(1000, 4, num_buckets=31)
+    q = QREmbedding(1000, 4, num_collisions=31)
     d = DHEEmbedding(1000, 4, num_hashes=8, hidden_dims=(4,), seed=2)
     assert theirs["hash"] == h.buckets(t).tolist()
     assert theirs["rows"] == h.weight_rows(t).tolist()

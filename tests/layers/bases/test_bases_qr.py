@@ -36,13 +36,13 @@ def test_qr_partitions_are_complementary(n: int) -> None:
 
 
 def test_qr_two_partitions_are_remainder_and_quotient() -> None:
-    q = QREmbedding(1000, 4, num_buckets=10)
+    q = QREmbedding(1000, 4, num_collisions=10)
     r, quo = q.digits(torch.tensor([0, 9, 10, 999]))
     assert r.tolist() == [0, 9, 0, 9] and quo.tolist() == [0, 0, 1, 99]
 
 
 def test_qr_ids_beyond_capacity_are_hashed_into_range() -> None:
-    q = QREmbedding(100, 4, num_buckets=10)
+    q = QREmbedding(100, 4, num_collisions=10)
     ids = torch.tensor([100, 200, 10**18, 2**63 - 1])
     digits = q.digits(ids)
     assert all(int(d.max()) < s for d, s in zip(digits, q.sizes))
@@ -52,7 +52,7 @@ def test_qr_ids_beyond_capacity_are_hashed_into_range() -> None:
 
 @pytest.mark.parametrize("operation", ["product", "sum", "concat"])
 def test_qr_operations(operation: str) -> None:
-    q = QREmbedding(100, 7, num_buckets=10, operation=operation)  # type: ignore[arg-type]
+    q = QREmbedding(100, 7, num_collisions=10, operation=operation)  # type: ignore[arg-type]
     ids = torch.tensor([13])
     a, b = (t.weight[d] for t, d in zip(q.tables, q.digits(ids)))
     if operation == "product":
@@ -67,8 +67,8 @@ def test_qr_operations(operation: str) -> None:
 
 
 def test_qr_config_errors() -> None:
-    with pytest.raises(ConfigError, match=r"'num_buckets' parameter of QREmbedding .* Got 0"):
-        QREmbedding(100, 4, num_buckets=0)
+    with pytest.raises(ConfigError, match=r"'num_collisions' parameter of QREmbedding .* Got 0"):
+        QREmbedding(100, 4, num_collisions=0)
     with pytest.raises(ConfigError, match=r"'num_partitions' .* \[2, inf\). Got 1"):
         QREmbedding(100, 4, num_partitions=1)
     with pytest.raises(ConfigError, match=r"'operation' .* 'product', 'sum', 'concat'. Got 'mult'"):
@@ -81,8 +81,8 @@ def test_qr_config_errors() -> None:
         QREmbedding(100, 4, table_sizes=[5, 0])
     with pytest.raises(ConfigError, match=r"num_partitions=2 but 3 table_sizes \[2, 3, 4\]"):
         QREmbedding(100, 4, num_partitions=2, table_sizes=[2, 3, 4])
-    with pytest.raises(ConfigError, match=r"num_buckets=7 but table_sizes\[0\]=5"):
-        QREmbedding(100, 4, num_buckets=7, table_sizes=[5, 20])
+    with pytest.raises(ConfigError, match=r"num_collisions=7 but table_sizes\[0\]=5"):
+        QREmbedding(100, 4, num_collisions=7, table_sizes=[5, 20])
 
 
 def test_qr_explicit_table_sizes() -> None:
@@ -99,7 +99,7 @@ def test_grown_qr_round_trips_bit_exact(operation: str, grow_by: int, tmp_path: 
     # its sizes from the new num_embeddings (it used to: "Saved table sizes [6, 5] do not
     # match [6, 6]").
     torch.manual_seed(0)
-    q = QREmbedding(30, 4, num_buckets=6, operation=operation)  # type: ignore[arg-type]
+    q = QREmbedding(30, 4, num_collisions=6, operation=operation)  # type: ignore[arg-type]
     sizes = list(q.sizes)
     new = q.grow(grow_by)
     assert q.sizes == sizes and qr_partition_sizes(q.num_embeddings, 2, 6) != sizes
@@ -114,6 +114,19 @@ def test_grown_qr_round_trips_bit_exact(operation: str, grow_by: int, tmp_path: 
 
 def test_qr_reads_configs_saved_with_private_sizes() -> None:
     # Files written before table_sizes existed recorded the sizes as "_sizes".
-    cfg = QREmbedding(30, 4, num_buckets=6).get_config()
+    cfg = QREmbedding(30, 4, num_collisions=6).get_config()
     cfg["_sizes"] = cfg.pop("table_sizes")
     assert QREmbedding.from_config(cfg).sizes == [6, 5]
+
+
+def test_qr_num_buckets_is_a_deprecated_name_of_num_collisions() -> None:
+    with pytest.warns(DeprecationWarning, match=r"num_buckets=.*num_collisions="):
+        old = QREmbedding(100, 4, num_buckets=10)
+    assert old.num_collisions == 10 and old.num_buckets == 10
+    assert old.get_config() == QREmbedding(100, 4, num_collisions=10).get_config()
+
+
+def test_qr_reads_configs_saved_with_num_buckets() -> None:
+    cfg = QREmbedding(30, 4, num_collisions=6).get_config()
+    cfg["num_buckets"] = cfg.pop("num_collisions")
+    assert QREmbedding.from_config(cfg).num_collisions == 6

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from synthembed._config import DTYPE, Configurable, Option
 from synthembed._validation import (
     check_ids,
     check_int,
@@ -20,7 +21,7 @@ from synthembed._validation import (
 )
 from synthembed.errors import ConfigError
 
-__all__ = ["CompressedBase", "grow_table", "make_table", "normal_"]
+__all__ = ["HEAD_OPTIONS", "TAIL_OPTIONS", "CompressedBase", "grow_table", "make_table", "normal_"]
 
 
 def normal_(weight: torch.Tensor, std: float) -> None:
@@ -53,7 +54,26 @@ def grow_table(old: nn.Module, n: int) -> nn.Embedding:
     return new
 
 
-class CompressedBase(nn.Module):
+def _dtype_of(module: nn.Module) -> torch.dtype:
+    floats = [t for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
+    return floats[0].dtype if floats else torch.float32
+
+
+#: The options every base starts with (nn.Embedding's first three arguments) ...
+HEAD_OPTIONS = (
+    Option("num_embeddings", positional=True),
+    Option("embedding_dim", positional=True),
+    Option("padding_idx"),
+)
+#: ... and ends with: the finiteness check, the dtype and the int8-quantized tables.
+TAIL_OPTIONS = (
+    Option("check_finite"),
+    Option("dtype", get=_dtype_of, codec=DTYPE, show=False),
+    Option("quantized", get=lambda m: m._quantized_children(), show=False),
+)
+
+
+class CompressedBase(Configurable, nn.Module):
     """What every compressed base shares: id checks, padding, config plumbing.
 
     A subclass whose class attribute ``accepts_any_id`` is True hashes its ids and
@@ -118,35 +138,18 @@ class CompressedBase(nn.Module):
 
         return sorted(n for n, m in self.named_modules() if isinstance(m, QuantizedEmbedding))
 
-    def _config_extras(self) -> dict[str, Any]:
-        floats = [t for t in (*self.parameters(), *self.buffers()) if t.is_floating_point()]
-        dtype = floats[0].dtype if floats else torch.float32
-        return {
-            "check_finite": self.check_finite,
-            "dtype": str(dtype).removeprefix("torch."),
-            "quantized": self._quantized_children(),
-        }
-
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Any:
+    def from_config(cls, config: dict[str, Any], **extra: Any) -> Any:
         """Rebuild a layer (fresh weights; int8 tables re-created) from ``get_config()``."""
+        if not isinstance(config, dict):
+            raise ConfigError(
+                f"A {cls.__name__} configuration must be a JSON object; got {config!r}."
+            )
         cfg = dict(config)
         quantized = cfg.pop("quantized", [])
-        dtype_name = cfg.pop("dtype", "float32")
-        dtype = getattr(torch, str(dtype_name), None)
-        if not isinstance(dtype, torch.dtype):
-            raise ConfigError(f"Unknown dtype {dtype_name!r} in the {cls.__name__} configuration.")
-        module = cls(dtype=dtype, **cfg)
+        module = super().from_config(cfg, **extra)
         if quantized:
             from synthembed.quantize import quantize_tables
 
             quantize_tables(module, quantized)
         return module
-
-    def extra_repr(self) -> str:
-        s = f"{self.num_embeddings}, {self.embedding_dim}"
-        if self.padding_idx is not None:
-            s += f", padding_idx={self.padding_idx}"
-        if self.check_finite:
-            s += ", check_finite=True"
-        return s

@@ -13,10 +13,11 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from synthembed._config import Option
 from synthembed._validation import check_choice, check_int
 from synthembed.errors import ConfigError
 from synthembed.io import register_savable
-from synthembed.layers.bases._common import CompressedBase
+from synthembed.layers.bases._common import HEAD_OPTIONS, TAIL_OPTIONS, CompressedBase
 from synthembed.layers.bases.hashing import salted_buckets, salts
 from synthembed.layers.bases.registry import register_base
 
@@ -61,6 +62,15 @@ class DHEEmbedding(CompressedBase):
     """
 
     accepts_any_id: ClassVar[bool] = True
+    config_options = (
+        *HEAD_OPTIONS,
+        Option("num_hashes"),
+        Option("hidden_dims", get=lambda m: list(m.hidden_dims)),
+        Option("hash_range"),
+        Option("distribution"),
+        Option("seed"),
+        *TAIL_OPTIONS,
+    )
     salts: torch.Tensor
     _CHUNK_ELEMENTS = 1 << 22  # int64 hash temporaries per chunk (32 MiB)
 
@@ -156,24 +166,3 @@ class DHEEmbedding(CompressedBase):
         check_int(type(self).__name__ + ".grow", "n", n, 0)
         start, self.num_embeddings = self.num_embeddings, self.num_embeddings + n
         return torch.arange(start, self.num_embeddings, device=self.salts.device)
-
-    def get_config(self) -> dict[str, Any]:
-        """The JSON-safe arguments that rebuild this layer (weights not included)."""
-        return {
-            "num_embeddings": self.num_embeddings,
-            "embedding_dim": self.embedding_dim,
-            "padding_idx": self.padding_idx,
-            "num_hashes": self.num_hashes,
-            "hidden_dims": list(self.hidden_dims),
-            "hash_range": self.hash_range,
-            "distribution": self.distribution,
-            "seed": self.seed,
-            **self._config_extras(),
-        }
-
-    def extra_repr(self) -> str:
-        return (
-            super().extra_repr()
-            + f", num_hashes={self.num_hashes}, hidden_dims={self.hidden_dims}"
-            + ("" if self.distribution == "uniform" else f", distribution={self.distribution!r}")
-        )

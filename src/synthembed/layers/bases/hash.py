@@ -13,10 +13,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synthembed._config import Option
 from synthembed._validation import check_float, check_int
 from synthembed.errors import ConfigError
 from synthembed.io import register_savable
-from synthembed.layers.bases._common import CompressedBase, grow_table, make_table, normal_
+from synthembed.layers.bases._common import (
+    HEAD_OPTIONS,
+    TAIL_OPTIONS,
+    CompressedBase,
+    grow_table,
+    make_table,
+    normal_,
+)
 from synthembed.layers.bases.hashing import salted_buckets, salts
 from synthembed.layers.bases.registry import register_base
 
@@ -67,6 +75,16 @@ class HashEmbedding(CompressedBase):
     """
 
     accepts_any_id: ClassVar[bool] = True
+    config_options = (
+        *HEAD_OPTIONS,
+        Option("num_buckets"),
+        Option("num_hashes"),
+        Option("num_weights", get=lambda m: None if m.per_id_weights else m.num_weights),
+        Option("seed"),
+        Option("sparse"),
+        Option("init_std"),
+        *TAIL_OPTIONS,
+    )
 
     def __init__(
         self,
@@ -183,25 +201,3 @@ class HashEmbedding(CompressedBase):
             self.importance = grow_table(self.importance, n)
         start, self.num_embeddings = self.num_embeddings, self.num_embeddings + n
         return torch.arange(start, self.num_embeddings, device=self._device())
-
-    def get_config(self) -> dict[str, Any]:
-        """The JSON-safe arguments that rebuild this layer (weights not included)."""
-        return {
-            "num_embeddings": self.num_embeddings,
-            "embedding_dim": self.embedding_dim,
-            "padding_idx": self.padding_idx,
-            "num_buckets": self.num_buckets,
-            "num_hashes": self.num_hashes,
-            "num_weights": None if self.per_id_weights else self.num_weights,
-            "seed": self.seed,
-            "sparse": self.sparse,
-            "init_std": self.init_std,
-            **self._config_extras(),
-        }
-
-    def extra_repr(self) -> str:
-        return (
-            super().extra_repr()
-            + f", num_buckets={self.num_buckets}, num_hashes={self.num_hashes}"
-            + ("" if self.per_id_weights else f", num_weights={self.num_weights}")
-        )

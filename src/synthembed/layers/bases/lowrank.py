@@ -11,9 +11,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from synthembed._config import Option
 from synthembed._validation import check_float, check_int
 from synthembed.io import register_savable
-from synthembed.layers.bases._common import CompressedBase, grow_table, make_table, normal_
+from synthembed.layers.bases._common import (
+    HEAD_OPTIONS,
+    TAIL_OPTIONS,
+    CompressedBase,
+    grow_table,
+    make_table,
+    normal_,
+)
 from synthembed.layers.bases.registry import register_base
 
 __all__ = ["LowRankEmbedding"]
@@ -44,6 +52,14 @@ class LowRankEmbedding(CompressedBase):
         >>> emb(torch.tensor([1, 999])).shape
         torch.Size([2, 64])
     """
+
+    config_options = (
+        *HEAD_OPTIONS,
+        Option("rank"),
+        Option("sparse"),
+        Option("init_std"),
+        *TAIL_OPTIONS,
+    )
 
     def __init__(
         self,
@@ -101,18 +117,3 @@ class LowRankEmbedding(CompressedBase):
         self.factor = grow_table(self.factor, n)
         start, self.num_embeddings = self.num_embeddings, self.num_embeddings + n
         return torch.arange(start, self.num_embeddings, device=self.projection.weight.device)
-
-    def get_config(self) -> dict[str, Any]:
-        """The JSON-safe arguments that rebuild this layer (weights not included)."""
-        return {
-            "num_embeddings": self.num_embeddings,
-            "embedding_dim": self.embedding_dim,
-            "padding_idx": self.padding_idx,
-            "rank": self.rank,
-            "sparse": self.sparse,
-            "init_std": self.init_std,
-            **self._config_extras(),
-        }
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", rank={self.rank}"

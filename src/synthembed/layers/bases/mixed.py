@@ -14,10 +14,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from synthembed._config import Option
 from synthembed._validation import check_float, check_int
 from synthembed.errors import ConfigError, ShapeError
 from synthembed.io import register_savable
-from synthembed.layers.bases._common import CompressedBase, grow_table, make_table, normal_
+from synthembed.layers.bases._common import (
+    HEAD_OPTIONS,
+    TAIL_OPTIONS,
+    CompressedBase,
+    grow_table,
+    make_table,
+    normal_,
+)
 from synthembed.layers.bases.registry import register_base
 
 __all__ = ["MixedDimEmbedding"]
@@ -82,6 +90,18 @@ class MixedDimEmbedding(CompressedBase):
 
     rank_of: torch.Tensor | None
     starts: torch.Tensor
+
+    config_options = (
+        *HEAD_OPTIONS,
+        Option("alpha"),
+        Option("block_sizes", get=lambda m: list(m.block_sizes)),
+        Option("block_dims", get=lambda m: list(m.block_dims)),
+        Option("sparse"),
+        Option("init_std"),
+        # A reordered layer is rebuilt with a placeholder order; load() restores the buffer.
+        Option("reordered", arg="order", show=False),
+        *TAIL_OPTIONS,
+    )
 
     def __init__(
         self,
@@ -232,32 +252,13 @@ class MixedDimEmbedding(CompressedBase):
             self.rank_of = torch.cat([self.rank_of, new_ids])
         return new_ids
 
-    def get_config(self) -> dict[str, Any]:
-        """The JSON-safe arguments that rebuild this layer (weights and rank buffer not included)."""
-        return {
-            "num_embeddings": self.num_embeddings,
-            "embedding_dim": self.embedding_dim,
-            "padding_idx": self.padding_idx,
-            "alpha": self.alpha,
-            "block_sizes": list(self.block_sizes),
-            "block_dims": list(self.block_dims),
-            "sparse": self.sparse,
-            "init_std": self.init_std,
-            "reordered": self.reordered,
-            **self._config_extras(),
-        }
-
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Any:
+    def from_config(cls, config: dict[str, Any], **extra: Any) -> Any:
         """Rebuild from :meth:`get_config`; a saved rank buffer is restored by :func:`load`."""
-        cfg = dict(config)
-        if cfg.pop("reordered", False):
-            # Any non-identity permutation allocates the buffer; load() overwrites it.
-            v = int(cfg["num_embeddings"])
-            cfg["order"] = torch.arange(v).roll(1) if v > 1 else None
-        return super().from_config(cfg)
-
-    def extra_repr(self) -> str:
-        return (
-            super().extra_repr() + f", block_sizes={self.block_sizes}, block_dims={self.block_dims}"
-        )
+        cfg = dict(config) if isinstance(config, dict) else config
+        if isinstance(cfg, dict) and "reordered" in cfg:
+            # Passed as ``order``: any non-identity permutation allocates the rank buffer,
+            # which load() then overwrites.
+            v = int(cfg.get("num_embeddings", 0))
+            cfg["reordered"] = torch.arange(v).roll(1) if cfg["reordered"] and v > 1 else None
+        return super().from_config(cfg, **extra)

@@ -13,10 +13,18 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from synthembed._config import Option
+from synthembed._deprecation import renamed
 from synthembed._validation import check_choice, check_float, check_int
 from synthembed.errors import ConfigError
 from synthembed.io import register_savable
-from synthembed.layers.bases._common import CompressedBase, make_table, normal_
+from synthembed.layers.bases._common import (
+    HEAD_OPTIONS,
+    TAIL_OPTIONS,
+    CompressedBase,
+    make_table,
+    normal_,
+)
 from synthembed.layers.bases.hashing import salted_buckets, salts
 from synthembed.layers.bases.registry import register_base
 
@@ -36,15 +44,19 @@ def _iroot_ceil(x: int, n: int) -> int:
 
 
 def qr_partition_sizes(
-    num_embeddings: int, num_partitions: int, num_buckets: int | None
+    num_embeddings: int, num_partitions: int, num_collisions: int | None
 ) -> list[int]:
     """Table sizes of a mixed-radix (generalised quotient-remainder) partition.
 
-    The first size is the remainder's (``num_buckets``, default the
+    The first size is the remainder's (``num_collisions``, default the
     ``num_partitions``-th root of ``num_embeddings``); the others split the
     quotient range evenly; their product covers ``num_embeddings``.
     """
-    first = num_buckets if num_buckets is not None else _iroot_ceil(num_embeddings, num_partitions)
+    first = (
+        num_collisions
+        if num_collisions is not None
+        else _iroot_ceil(num_embeddings, num_partitions)
+    )
     rest = math.ceil(num_embeddings / first)
     if num_partitions == 1:
         return [max(first, num_embeddings)]
@@ -75,11 +87,11 @@ class QREmbedding(CompressedBase):
         num_embeddings: number of ids the tables are sized for (nominal).
         embedding_dim: D, size of each output vector.
         padding_idx: id whose output is zero and receives no gradient.
-        num_buckets: m, rows of the remainder table; default the
+        num_collisions: m, rows of the remainder table; default the
             ``num_partitions``-th root of ``num_embeddings``.
         num_partitions: number of tables (>= 2); default 2, or ``len(table_sizes)``.
         table_sizes: explicit rows of each table (remainder first), overriding
-            ``num_buckets`` and the sizing rule; :meth:`get_config` records them so
+            ``num_collisions`` and the sizing rule; :meth:`get_config` records them so
             that a grown layer (whose ``num_embeddings`` no longer determines its
             tables) rebuilds with the same tables.
         operation: ``"product"``, ``"sum"`` or ``"concat"`` (then each table holds
@@ -94,7 +106,7 @@ class QREmbedding(CompressedBase):
         ``(*)`` long ids -> ``(*, embedding_dim)``.
 
     Example:
-        >>> emb = QREmbedding(100_000_000, 32, num_buckets=10_000)
+        >>> emb = QREmbedding(100_000_000, 32, num_collisions=10_000)
         >>> [t.num_embeddings for t in emb.tables]
         [10000, 10000]
         >>> emb(torch.tensor([0, 99_999_999, 2**63 - 1])).shape
@@ -102,14 +114,26 @@ class QREmbedding(CompressedBase):
     """
 
     accepts_any_id: ClassVar[bool] = True
+    config_options = (
+        *HEAD_OPTIONS,
+        Option("num_collisions"),
+        Option("num_partitions"),
+        Option("table_sizes", get=lambda m: list(m.sizes)),
+        Option("operation"),
+        Option("seed"),
+        Option("sparse"),
+        Option("init_std"),
+        *TAIL_OPTIONS,
+    )
 
+    @renamed(num_buckets="num_collisions")
     def __init__(
         self,
         num_embeddings: int,
         embedding_dim: int,
         padding_idx: int | None = None,
         *,
-        num_buckets: int | None = None,
+        num_collisions: int | None = None,
         num_partitions: int | None = None,
         table_sizes: Sequence[int] | None = None,
         operation: QROperation = "product",
@@ -122,7 +146,7 @@ class QREmbedding(CompressedBase):
     ) -> None:
         owner = type(self).__name__
         padding_idx = self._check_common(num_embeddings, embedding_dim, padding_idx)
-        check_int(owner, "num_buckets", num_buckets, 1, optional=True)
+        check_int(owner, "num_collisions", num_collisions, 1, optional=True)
         sizes: list[int] | None = None
         if table_sizes is not None:
             sizes = list(table_sizes)
@@ -140,9 +164,9 @@ class QREmbedding(CompressedBase):
                     f"{owner} got num_partitions={num_partitions!r} but {len(sizes)} table_sizes "
                     f"{sizes}; pass one size per partition (or leave num_partitions out)."
                 )
-            if num_buckets is not None and num_buckets != sizes[0]:
+            if num_collisions is not None and num_collisions != sizes[0]:
                 raise ConfigError(
-                    f"{owner} got num_buckets={num_buckets} but table_sizes[0]={sizes[0]} (the "
+                    f"{owner} got num_collisions={num_collisions} but table_sizes[0]={sizes[0]} (the "
                     "remainder table); pass one of them, or the same value."
                 )
         elif num_partitions is None:
@@ -159,9 +183,9 @@ class QREmbedding(CompressedBase):
         super().__init__()
         self._setup(num_embeddings, embedding_dim, padding_idx, check_finite)
         if sizes is None:
-            sizes = qr_partition_sizes(num_embeddings, num_partitions, num_buckets)
+            sizes = qr_partition_sizes(num_embeddings, num_partitions, num_collisions)
         self.sizes = [int(size) for size in sizes]
-        self.num_buckets = self.sizes[0]
+        self.num_collisions = self.sizes[0]
         self.num_partitions = int(num_partitions)
         self.operation: QROperation = operation
         self.seed = int(seed)
@@ -178,6 +202,11 @@ class QREmbedding(CompressedBase):
             make_table(s, d, self.sparse, device, dtype) for s, d in zip(self.sizes, self.dims)
         )
         self.reset_parameters()
+
+    @property
+    def num_buckets(self) -> int:
+        """Deprecated alias of :attr:`num_collisions` (the remainder table's rows)."""
+        return self.num_collisions
 
     def reset_parameters(self) -> None:
         """Tables ~ N(0, s²) with s chosen so that outputs have std ``init_std``."""
@@ -237,34 +266,20 @@ class QREmbedding(CompressedBase):
         start, self.num_embeddings = self.num_embeddings, self.num_embeddings + n
         return torch.arange(start, self.num_embeddings, device=self._device())
 
-    def get_config(self) -> dict[str, Any]:
-        """The JSON-safe arguments that rebuild this layer (weights not included)."""
-        return {
-            "num_embeddings": self.num_embeddings,
-            "embedding_dim": self.embedding_dim,
-            "padding_idx": self.padding_idx,
-            "num_buckets": self.num_buckets,
-            "num_partitions": self.num_partitions,
-            "table_sizes": list(self.sizes),
-            "operation": self.operation,
-            "seed": self.seed,
-            "sparse": self.sparse,
-            "init_std": self.init_std,
-            **self._config_extras(),
-        }
-
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Any:
+    def from_config(cls, config: dict[str, Any], **extra: Any) -> Any:
         """Rebuild from :meth:`get_config`: the recorded table sizes, not re-derived ones.
 
         A grown layer's ``num_embeddings`` no longer gives its tables' sizes, so they
         are rebuilt from ``table_sizes`` (``_sizes`` in files saved before it existed).
         """
+        if not isinstance(config, dict):
+            return super().from_config(config, **extra)
         cfg = dict(config)
         legacy = cfg.pop("_sizes", None)
         if legacy is not None and cfg.get("table_sizes") is None:
             cfg["table_sizes"] = legacy
-        return super().from_config(cfg)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", sizes={self.sizes}, operation={self.operation!r}"
+        # Files written before the rename call the remainder rows "num_buckets".
+        if "num_buckets" in cfg and "num_collisions" not in cfg:
+            cfg["num_collisions"] = cfg.pop("num_buckets")
+        return super().from_config(cfg, **extra)

@@ -7,18 +7,22 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from synthembed._config import DTYPE, Configurable, Option
 from synthembed._validation import check_int
 from synthembed.errors import ConfigError
+from synthembed.io import register_savable
 
 __all__ = ["PiecewiseLinearEmbedding"]
 
 
-class PiecewiseLinearEmbedding(nn.Module):
+@register_savable
+class PiecewiseLinearEmbedding(Configurable, nn.Module):
     """Piecewise-linear encoding over fixed bins, then ``ReLU(Linear(.))``.
 
     Gorishniy et al. (2022), "PLE": for bins ``[b_{t-1}, b_t)``, component ``t``
@@ -29,6 +33,7 @@ class PiecewiseLinearEmbedding(nn.Module):
     Args:
         bins: strictly increasing bin edges (``T + 1`` edges give ``T`` components).
         embedding_dim: output size.
+        device, dtype: where and in which floating dtype the parameters are created.
 
     Shape:
         ``(*)`` floats -> ``(*, embedding_dim)``.
@@ -38,7 +43,20 @@ class PiecewiseLinearEmbedding(nn.Module):
         torch.Size([5, 3])
     """
 
-    def __init__(self, bins: Sequence[float], embedding_dim: int) -> None:
+    config_options = (
+        Option("bins", positional=True),
+        Option("embedding_dim", get=lambda m: int(m.linear.out_features), positional=True),
+        Option("dtype", get=lambda m: m.linear.weight.dtype, codec=DTYPE, show=False),
+    )
+
+    def __init__(
+        self,
+        bins: Sequence[float],
+        embedding_dim: int,
+        *,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         edges = [float(b) for b in bins]
         if (
             len(edges) < 2
@@ -55,9 +73,12 @@ class PiecewiseLinearEmbedding(nn.Module):
         # Not persistent: the edges live in the JSON configuration, not among the weights.
         self._left: torch.Tensor
         self._width: torch.Tensor
-        self.register_buffer("_left", torch.tensor(edges[:-1]), persistent=False)
-        self.register_buffer("_width", torch.tensor(np.diff(edges).tolist()), persistent=False)
-        self.linear = nn.Linear(len(edges) - 1, embedding_dim)
+        kw: dict[str, Any] = {"device": device, "dtype": dtype}
+        self.register_buffer("_left", torch.tensor(edges[:-1], **kw), persistent=False)
+        self.register_buffer(
+            "_width", torch.tensor(np.diff(edges).tolist(), **kw), persistent=False
+        )
+        self.linear = nn.Linear(len(edges) - 1, embedding_dim, **kw)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The piecewise-linear encoding alone: ``(*)`` -> ``(*, T)``."""
