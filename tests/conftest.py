@@ -1,4 +1,4 @@
-"""Shared test set-up: hypothesis profiles.
+"""Shared test set-up: hypothesis profiles and one torch thread per test.
 
 The default ``ci`` profile keeps fuzzing bounded so the suite stays fast on 2
 cores; ``SYNTHEMBED_FUZZ=long`` selects a much longer search for local runs.
@@ -7,7 +7,10 @@ cores; ``SYNTHEMBED_FUZZ=long`` selects a much longer search for local runs.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
+import torch
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -33,7 +36,15 @@ def pytest_configure(config: object) -> None:
     models 5-30x slower on a busy machine.
     """
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        import torch
-
         torch.set_num_threads(1)
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one intra-op thread avoids oversubscribing the 2 shared cores (also
+    outside xdist); a test that needs more sets them itself. Restored after each test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

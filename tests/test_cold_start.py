@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import pytest
 import torch
+from support import synthetic
 
 from synthembed.errors import (
     ConfigError,
@@ -20,23 +20,6 @@ from synthembed.layers.synthetic_embedding import (
 )
 
 V, D, F = 30, 8, 4
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def synthetic(
-    layer: SyntheticEmbeddingLayer, ids: torch.Tensor, hidden: bool = False
-) -> torch.Tensor:
-    """The synthesizer's output for ids (base rows hidden from it if ``hidden``)."""
-    side = None if layer.side_features is None else layer.side_features[ids]
-    visible = torch.zeros(ids.shape, dtype=torch.bool) if hidden else None
-    return layer.synthesizer(ids, layer.base(ids), side, visible)
 
 
 def test_cold_ids_are_fully_synthetic_in_eval_mode() -> None:

@@ -17,17 +17,6 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits_embeddings.
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models and OpenMP loops run far faster on one thread on a busy shared machine."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpoolctl.threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
-
-
 def load_example():
     spec = importlib.util.spec_from_file_location("digits_embeddings", EXAMPLE)
     assert spec is not None and spec.loader is not None

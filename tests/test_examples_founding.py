@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -13,15 +13,6 @@ import torch
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NAMES = ["usage", "recommender", "multimodal", "adaptive", "regularized"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # pytest-xdist runs 2 workers on 2 cores: more threads only oversubscribe.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def load_example(name: str) -> ModuleType:

@@ -38,15 +38,6 @@ def manual_fc1(model: SmallCNN, x: torch.Tensor) -> torch.Tensor:
         return model.fc1(h.flatten(1))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run several times faster on one thread on a busy shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def cnn() -> SmallCNN:
     torch.manual_seed(0)

@@ -16,14 +16,6 @@ from synthembed.memory import memory_report
 from synthembed.quantize import QuantizedEmbedding, quantize, to_bfloat16, to_half
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def table() -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(500, 32, generator=gen)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -16,15 +14,6 @@ from synthembed.vectors import Vectors
 def _random_vectors(n: int = 300, dim: int = 16, seed: int = 0) -> Vectors:
     g = torch.Generator().manual_seed(seed)
     return Vectors([f"w{i}" for i in range(n)], torch.randn(n, dim, generator=g))
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # pytest-xdist runs 2 workers on 2 cores: more threads only oversubscribe.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _brute_force(unit: torch.Tensor, queries: torch.Tensor, k: int) -> torch.Tensor:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -24,14 +23,6 @@ from synthembed.synthesis.manifold import knn_extend
 
 V, D, F = 40, 6, 5
 TECHNIQUE_NAMES = sorted(TECHNIQUES)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def features(n: int = V, seed: int = 0) -> torch.Tensor:

@@ -3,8 +3,6 @@ and configure_synthesis."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -16,14 +14,6 @@ from synthembed.layers.synthetic_embedding import (
 )
 
 V, D, F = 30, 8, 4
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_linear_schedule_rises_from_zero_over_training_steps() -> None:

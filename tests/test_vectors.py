@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import make_vectors as _vectors
+from support import write_file as _write
 
 from synthembed.errors import ConfigError, ShapeError, UnknownTokenError
 from synthembed.layers.embedding import Embedding
@@ -18,23 +20,6 @@ from synthembed.vectors import (
     save_vectors,
 )
 from synthembed.vocab import Vocabulary
-
-WORDS = ["the", "cat", "Dog", "naïve", "x"]
-
-
-def _vectors(n: int = 5, dim: int = 4, seed: int = 0) -> Vectors:
-    g = torch.Generator().manual_seed(seed)
-    words = WORDS[:n] if n <= len(WORDS) else [f"w{i}" for i in range(n)]
-    return Vectors(words, torch.randn(n, dim, generator=g))
-
-
-def _write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
-
-
-def _load(path: Path, **kw: object) -> Vectors:
-    return load_vectors(path, cache=False, **kw)  # type: ignore[arg-type]
 
 
 def test_argument_errors(tmp_path: Path) -> None:

@@ -6,30 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import write_file as _write
 
 from synthembed.formats import files as files_module
 from synthembed.vectors import (
-    Vectors,
     default_cache_dir,
     load_vectors,
 )
-
-WORDS = ["the", "cat", "Dog", "naïve", "x"]
-
-
-def _vectors(n: int = 5, dim: int = 4, seed: int = 0) -> Vectors:
-    g = torch.Generator().manual_seed(seed)
-    words = WORDS[:n] if n <= len(WORDS) else [f"w{i}" for i in range(n)]
-    return Vectors(words, torch.randn(n, dim, generator=g))
-
-
-def _write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
-
-
-def _load(path: Path, **kw: object) -> Vectors:
-    return load_vectors(path, cache=False, **kw)  # type: ignore[arg-type]
 
 
 def test_cache_is_used_and_invalidated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,29 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import WORDS
+from support import load_uncached as _load
+from support import make_vectors as _vectors
 
 from synthembed.vectors import (
-    Vectors,
-    load_vectors,
     save_vectors,
 )
-
-WORDS = ["the", "cat", "Dog", "naïve", "x"]
-
-
-def _vectors(n: int = 5, dim: int = 4, seed: int = 0) -> Vectors:
-    g = torch.Generator().manual_seed(seed)
-    words = WORDS[:n] if n <= len(WORDS) else [f"w{i}" for i in range(n)]
-    return Vectors(words, torch.randn(n, dim, generator=g))
-
-
-def _write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
-
-
-def _load(path: Path, **kw: object) -> Vectors:
-    return load_vectors(path, cache=False, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("fmt", ["glove", "word2vec", "fasttext", "word2vec-binary"])
