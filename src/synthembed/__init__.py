@@ -34,6 +34,7 @@ from synthembed.layers.bases import (
     register_base,
 )
 from synthembed.layers.embedding import Embedding
+from synthembed.layers.quantized import QuantizedEmbedding
 from synthembed.layers.synthetic_embedding import (
     TECHNIQUES,
     SynthesisConfig,
@@ -47,7 +48,7 @@ from synthembed.layers.tabular import (
     TabularEmbedding,
 )
 from synthembed.memory import memory_report
-from synthembed.quantize import QuantizedEmbedding, quantize
+from synthembed.quantize import quantize
 from synthembed.vocab import EncodedBatch, Vocabulary
 
 if TYPE_CHECKING:

@@ -20,6 +20,7 @@ from synthembed._validation import (
     check_output_finite,
 )
 from synthembed.errors import ConfigError
+from synthembed.layers.quantized import QuantizedEmbedding, quantize_tables
 
 __all__ = ["HEAD_OPTIONS", "TAIL_OPTIONS", "CompressedBase", "grow_table", "make_table", "normal_"]
 
@@ -133,9 +134,6 @@ class CompressedBase(Configurable, nn.Module):
         return torch.device("cpu")
 
     def _quantized_children(self) -> list[str]:
-        # Function-level: synthembed.quantize imports synthembed.layers.embedding.
-        from synthembed.quantize import QuantizedEmbedding
-
         return sorted(n for n, m in self.named_modules() if isinstance(m, QuantizedEmbedding))
 
     @classmethod
@@ -149,7 +147,5 @@ class CompressedBase(Configurable, nn.Module):
         quantized = cfg.pop("quantized", [])
         module = super().from_config(cfg, **extra)
         if quantized:
-            from synthembed.quantize import quantize_tables
-
             quantize_tables(module, quantized)
         return module
