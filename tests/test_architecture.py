@@ -23,6 +23,7 @@ FORBIDDEN = {
     "torch._C.": re.compile(r"torch\._C\."),
     "torch.ops.aten": re.compile(r"torch\.ops\.aten"),
     "set_num_threads": re.compile(r"\bset_num_threads\b"),
+    "a private tensor attribute (._version)": re.compile(r"\._version\b"),
 }
 
 

@@ -158,3 +158,31 @@ def test_fast_defers_to_reference_inside_torch_func() -> None:
     assert per_sample.shape == (2, 10, 3)
     assert torch.allclose(per_sample[0, 1], 2 * w[1])
     assert not _kernels.functorch_active()
+
+
+def test_set_kernels_inside_a_use_kernels_block() -> None:
+    start = se.get_kernels()
+    try:
+        with se.use_kernels("reference"):
+            se.set_kernels("fast")  # takes effect at once, and the block still exits cleanly
+            assert se.get_kernels() == "fast"
+        assert se.get_kernels() == "fast"
+    finally:
+        se.set_kernels(start)  # type: ignore[arg-type]
+
+
+def test_bag_gradient_reaches_per_sample_weights_in_both_sets() -> None:
+    torch.manual_seed(5)
+    table = torch.randn(20, 5, dtype=torch.float64)
+    ids = torch.randint(0, 20, (4, 6))
+    psw = torch.rand(4, 6, dtype=torch.float64)
+
+    def run(kernels):
+        w = table.clone().requires_grad_()
+        weights = psw.clone().requires_grad_()
+        kernels.bag(w, ids, "sum", per_sample_weights=weights).pow(2).sum().backward()
+        return w.grad, weights.grad
+
+    (gw_f, gp_f), (gw_r, gp_r) = _both(run)
+    assert gp_f is not None and torch.allclose(gp_f, gp_r)
+    assert torch.allclose(gw_f, gw_r)

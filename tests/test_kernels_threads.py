@@ -57,3 +57,38 @@ def test_interleaving_threads_never_leave_the_process_at_one_thread(two_threads)
     b.join(10)
     assert second_in.is_set()
     assert torch.get_num_threads() == 2
+    seen: list[int] = []
+    reader = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    reader.start()
+    reader.join(10)
+    assert seen == [2]  # and so in every other thread: the count is process-wide
+
+
+def test_each_thread_is_restored_whoever_leaves_first(two_threads) -> None:
+    """Two threads inside at once, the first one in leaving first: afterwards every
+    thread, the two included, runs on its count from before."""
+    inside = threading.Barrier(2)
+    first_left = threading.Event()
+    counts: dict[str, int] = {}
+
+    def first() -> None:
+        torch.set_num_threads(2)
+        with one_thread():
+            inside.wait(5)
+        first_left.set()
+        counts["first"] = torch.get_num_threads()
+
+    def second() -> None:
+        torch.set_num_threads(2)
+        with one_thread():
+            inside.wait(5)
+            first_left.wait(5)
+        counts["second"] = torch.get_num_threads()
+
+    a, b = threading.Thread(target=first), threading.Thread(target=second)
+    a.start()
+    b.start()
+    a.join(10)
+    b.join(10)
+    assert counts == {"first": 2, "second": 2}
+    assert torch.get_num_threads() == 2

@@ -356,9 +356,12 @@ def test_check_finite_names_layer_and_ids_and_changes_nothing(tmp_path) -> None:
 
 
 def test_nn_embedding_argument_order_names_and_aliases() -> None:
-    layer = SyntheticEmbeddingLayer(
-        10, 4, 0, synthesis_rate=0.5
-    )  # padding_idx third, as nn.Embedding
+    # padding_idx third, as in nn.Embedding; positional, it warns for one release.
+    with pytest.warns(
+        FutureWarning, match=r"\(n, d, 0\): the third positional argument is padding_idx"
+    ):
+        layer = SyntheticEmbeddingLayer(10, 4, 0, synthesis_rate=0.5)
+    assert SyntheticEmbeddingLayer(10, 4, padding_idx=0).padding_idx == 0
     assert layer.padding_idx == 0 and layer.num_embeddings == layer.input_dim == 10
     founding = SyntheticEmbeddingLayer(input_dim=10, embedding_dim=4)
     assert founding.num_embeddings == 10 and founding.get_config()["num_embeddings"] == 10

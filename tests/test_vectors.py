@@ -76,7 +76,9 @@ def test_align_exact_fallback_missing_and_init() -> None:
     assert weight[0].tolist() == [0.0, 0.0]  # padding stays zero
 
     g = torch.Generator().manual_seed(0)
-    weight, _ = align(v, vocab, init="normal", generator=g)
+    with pytest.warns(DeprecationWarning, match=r"align\(generator=\.\.\.\) is deprecated"):
+        weight, _ = align(v, vocab, init="normal", generator=g)
+    assert torch.equal(weight, align(v, vocab, init="normal", seed=0)[0])
     assert weight[2].tolist() == [1.0, 1.0]
     assert weight[4].tolist() != [0.0, 0.0] and torch.isfinite(weight).all()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -187,7 +188,7 @@ class Vectors:
 
     def __repr__(self) -> str:
         src = f", source={self.source!r}" if self.source else ""
-        return f"Vectors(num_words={len(self)}, dim={self.dim}{src})"
+        return f"Vectors(num_words={len(self)}, embedding_dim={self.embedding_dim}{src})"
 
     def unit_vectors(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Rows scaled to unit L2 norm (zero rows stay zero), cached until ``vectors`` changes.
@@ -196,7 +197,7 @@ class Vectors:
             dtype: ``torch.float32``, or ``torch.bfloat16`` for the search prefilter.
         """
         t = self.vectors
-        key = (t.data_ptr(), t._version, t.shape[0])
+        key = (t.data_ptr(), _kernels.tensor_version(t), t.shape[0])
         if self._unit is None or self._unit[0] != key:
             vecs = t.detach().float()
             norms = vecs.norm(dim=1, keepdim=True).clamp_min(1e-12)
@@ -239,7 +240,10 @@ class Vectors:
         )
         rows = len(words)
         dtype = DTYPE.decode(config["dtype"], "Vectors")
-        out = cls(words, torch.zeros(rows, int(config["embedding_dim"]), dtype=dtype))
+        # Uninitialised (no zero-fill pass over a large table): load() writes every row.
+        out = cls(
+            words, torch.empty(rows, int(config["embedding_dim"]), dtype=dtype), _trusted=True
+        )
         out.source, out.format = config.get("source"), config.get("format")
         return out
 
@@ -434,8 +438,8 @@ def align(
         lowercase_fallback: look up ``token.lower()`` when ``token`` is missing.
         init: how to fill rows without a pretrained vector.
         seed: seeds the draws of ``init="normal"`` (the library's one name for seeds).
-        generator: a ``torch.Generator`` for those draws instead of ``seed`` (kept for
-            existing code; give one or the other).
+        generator: deprecated (warns): a ``torch.Generator`` for those draws instead of
+            ``seed``; give one or the other.
 
     Shape:
         Returns a ``(len(vocab), vectors.dim)`` float32 tensor.
@@ -458,9 +462,16 @@ def align(
     if not isinstance(vocab, Vocabulary):
         raise ConfigError(f"align expects a synthembed Vocabulary; got {type(vocab).__name__}.")
     check_choice(owner, "init", init, _INITS)
-    if seed is not None:
-        if generator is not None:
+    if generator is not None:
+        if seed is not None:
             raise ConfigError("align takes seed= or generator=, not both; pass only seed=.")
+        warnings.warn(
+            "align(generator=...) is deprecated; use align(seed=...). "
+            "The old name goes in the next release.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+    if seed is not None:
         check_int(owner, "seed", seed, 0)
         generator = torch.Generator().manual_seed(int(seed))
     source = vectors.vectors.detach().to(torch.float32)

@@ -58,6 +58,7 @@ __all__ = [
     "renorm_rows",
     "segment_sum",
     "set_kernels",
+    "tensor_version",
     "unique_ids",
     "use_kernels",
 ]
@@ -102,13 +103,22 @@ def set_kernels(name: KernelSet) -> None:
     """
     global _default
     _default = _checked(name, "set_kernels(name)")
-    if hasattr(_state, "name"):
-        del _state.name
+    _state.__dict__.pop("name", None)  # takes effect at once, inside a use_kernels block too
 
 
 @contextlib.contextmanager
 def use_kernels(name: KernelSet) -> Iterator[None]:
-    """Use the given kernel set inside a ``with`` block (this thread only), then restore."""
+    """Use the given kernel set inside a ``with`` block (this thread only), then restore.
+
+    Raises:
+        ConfigError: ``name`` is not a kernel set.
+
+    Example:
+        >>> import synthembed as se
+        >>> with se.use_kernels("reference"):
+        ...     se.get_kernels()
+        'reference'
+    """
     checked = _checked(name, "use_kernels(name)")
     had = hasattr(_state, "name")
     previous = getattr(_state, "name", None)
@@ -119,11 +129,17 @@ def use_kernels(name: KernelSet) -> Iterator[None]:
         if had:
             _state.name = previous
         else:
-            del _state.name
+            _state.__dict__.pop("name", None)
 
 
 def _impl() -> ModuleType:
     return _SETS[get_kernels()]
+
+
+def tensor_version(t: torch.Tensor) -> int:
+    """``t``'s in-place version counter (a private torch attribute): a cache keyed on it
+    knows when the tensor changed (``Vectors.unit_vectors``)."""
+    return int(t._version)
 
 
 def functorch_active() -> bool:
@@ -144,9 +160,34 @@ def empty(
     return out
 
 
-def lookup(weight: torch.Tensor, ids: torch.Tensor, **options: Any) -> torch.Tensor:
-    """``weight[ids]``: ``(*)`` -> ``(*, D)`` with ``nn.Embedding``'s semantics and gradients."""
-    out: torch.Tensor = _impl().lookup(weight, ids, **options)
+def lookup(
+    weight: torch.Tensor,
+    ids: torch.Tensor,
+    *,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+    grad_pool: BufferPool | None = None,
+    out_pool: BufferPool | None = None,
+) -> torch.Tensor:
+    """``weight[ids]``: ``(*)`` -> ``(*, D)`` with ``nn.Embedding``'s semantics and gradients.
+
+    ``grad_pool`` / ``out_pool`` let the fast set reuse dense-gradient and output
+    buffers between steps (the reference set ignores them).
+    """
+    out: torch.Tensor = _impl().lookup(
+        weight,
+        ids,
+        padding_idx=padding_idx,
+        max_norm=max_norm,
+        norm_type=norm_type,
+        scale_grad_by_freq=scale_grad_by_freq,
+        sparse=sparse,
+        grad_pool=grad_pool,
+        out_pool=out_pool,
+    )
     return out
 
 
@@ -155,9 +196,28 @@ def renorm_rows(weight: torch.Tensor, ids: torch.Tensor, max_norm: float, norm_t
     _impl().renorm_rows(weight, ids, max_norm, norm_type)
 
 
-def bag(weight: torch.Tensor, ids: torch.Tensor, mode: str, **options: Any) -> torch.Tensor:
+def bag(
+    weight: torch.Tensor,
+    ids: torch.Tensor,
+    mode: str,
+    *,
+    per_sample_weights: torch.Tensor | None = None,
+    padding_idx: int | None = None,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+    grad_pool: BufferPool | None = None,
+) -> torch.Tensor:
     """Pool ``(B, L)`` bags of ids into ``(B, D)`` as ``nn.EmbeddingBag`` does."""
-    out: torch.Tensor = _impl().bag(weight, ids, mode, **options)
+    out: torch.Tensor = _impl().bag(
+        weight,
+        ids,
+        mode,
+        per_sample_weights=per_sample_weights,
+        padding_idx=padding_idx,
+        scale_grad_by_freq=scale_grad_by_freq,
+        sparse=sparse,
+        grad_pool=grad_pool,
+    )
     return out
 
 

@@ -95,7 +95,8 @@ class BufferPool:
     def __init__(self, size: int = 2) -> None:
         self.size = size
         self._idle: list[np.ndarray] = []
-        self._lock = threading.Lock()
+        # Re-entrant: a garbage collection inside _take may run _give_back on this thread.
+        self._lock = threading.RLock()
 
     def zeros(self, rows: int, cols: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """A zeroed ``(rows, cols)`` tensor, reusing an idle buffer when one fits."""

@@ -6,10 +6,13 @@ CPU ``index_add_`` (a scatter over an index expanded to ``(N, D)``) measured
 10x slower on two threads than on one here (``benchmarks/lookup.py``, "fwd+bwd
 dense"; ``benchmarks/synthesis.py``).
 
-torch's thread count is process-wide. :func:`one_thread` counts the callers
-inside it: the first one in lowers the count, the last one out restores what
-the first one found, on every path (exceptions included), so two threads
-interleaving can never leave the process at one thread.
+Whose thread count ``torch.set_num_threads`` changes depends on OpenMP's state:
+with torch 2.13's CPU wheel, before the first parallel region a count set in one
+Python thread is read by all; after it, each thread has its own
+(``tests/test_kernels_threads.py`` shows both). :func:`one_thread` is right
+under either: each thread lowers and restores its own count, and a thread that
+enters while others are inside and reads the 1 they set restores the count the
+first one found, so no interleaving leaves any thread, or the process, at one.
 """
 
 from __future__ import annotations
@@ -23,24 +26,33 @@ import torch
 __all__ = ["one_thread"]
 
 _lock = threading.Lock()
-_inside = 0
-_saved = 0
+_inside = 0  # callers inside one_thread, all threads together
+_first_saved = 0  # the count the first of them found
+_mine = threading.local()  # this thread's depth and saved count
 
 
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
     """Run the torch CPU ops inside on one intra-op thread, restoring the count after."""
-    global _inside, _saved
-    with _lock:
-        if _inside == 0:
-            _saved = torch.get_num_threads()
-            if _saved != 1:
+    global _inside, _first_saved
+    depth = getattr(_mine, "depth", 0)
+    if depth == 0:
+        with _lock:
+            found = torch.get_num_threads()
+            if _inside == 0:
+                _first_saved = found
+            # Another thread's lowering seen through a process-wide count: not ours to keep.
+            _mine.saved = _first_saved if _inside and found == 1 else found
+            _inside += 1
+            if found != 1:
                 torch.set_num_threads(1)
-        _inside += 1
+    _mine.depth = depth + 1
     try:
         yield
     finally:
-        with _lock:
-            _inside -= 1
-            if _inside == 0 and _saved != 1:
-                torch.set_num_threads(_saved)
+        _mine.depth = depth
+        if depth == 0:
+            with _lock:
+                _inside -= 1
+                if torch.get_num_threads() != _mine.saved:
+                    torch.set_num_threads(_mine.saved)

@@ -17,6 +17,7 @@ Three parts (see ``DESIGN.md``)::
 
 from __future__ import annotations
 
+import functools
 import warnings
 import weakref
 from typing import Any
@@ -111,6 +112,27 @@ class _LastOutput:
 
     def __reduce__(self) -> tuple[type[_LastOutput], tuple[()]]:
         return (_LastOutput, ())
+
+
+def _third_positional_moved(init: Any) -> Any:
+    """For one release: a third positional argument was ``synthesis_rate`` before it became
+    ``padding_idx`` (torch.nn.Embedding's order). A float is taken as the rate (in
+    ``__init__``, with a DeprecationWarning); an int is taken as ``padding_idx``, with a
+    FutureWarning, since it may be meant as a rate of 0 or 1."""
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) >= 3 and isinstance(args[2], int) and not isinstance(args[2], bool):
+            warnings.warn(
+                f"{_OWNER}(n, d, {args[2]}): the third positional argument is padding_idx "
+                "(as in torch.nn.Embedding); it was synthesis_rate before. Pass padding_idx= "
+                "or synthesis_rate= by keyword to silence this warning.",
+                FutureWarning,
+                stacklevel=2,
+            )
+        init(self, *args, **kwargs)
+
+    return wrapper
 
 
 _BASE_OPTIONS = Codec(encode_options, lambda data, owner: decode_options(data))
@@ -252,6 +274,7 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
     step: torch.Tensor
     side_features: torch.Tensor | None
 
+    @_third_positional_moved
     def __init__(
         self,
         num_embeddings: int | None = None,

@@ -19,8 +19,6 @@ its side features alone) lands where a trained row would.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,13 +72,6 @@ class Autoencoder(Synthesizer):
         self.encoder = nn.Linear(d_in, self.bottleneck)
         self.head = nn.Linear(self.bottleneck, embedding_dim)
         self.decoder = nn.Linear(self.bottleneck, d_in)
-
-    def get_options(self) -> dict[str, Any]:
-        return {
-            "bottleneck": self.bottleneck,
-            "align_weight": self.align_weight,
-            "align": self.align,
-        }
 
     def forward(
         self,

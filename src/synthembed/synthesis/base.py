@@ -41,8 +41,8 @@ Write your own technique:
         def forward(self, index, rows, side, visible=None):
             return self.scale * self.proj(self.inputs(rows, side, visible))
 
-        def get_options(self):
-            return {"scale": self.scale}
+Its options are saved from the attributes of the same name (``self.scale``);
+see :meth:`Synthesizer.get_options`.
 """
 
 from __future__ import annotations
@@ -229,6 +229,8 @@ class Synthesizer(nn.Module):
     per_id: ClassVar[bool] = True
     #: Options renamed for one name per concept: old name -> new name (still accepted, warned).
     renamed_options: ClassVar[dict[str, str]] = {}
+    #: Constructor options not saved with the layer (e.g. data that fitting consumed).
+    unsaved_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, num_embeddings: int, embedding_dim: int, side_dim: int | None) -> None:
         super().__init__()
@@ -259,8 +261,19 @@ class Synthesizer(nn.Module):
         """Configure-time fitting on all side features ``(V, F)`` (default: nothing)."""
 
     def get_options(self) -> dict[str, Any]:
-        """JSON-safe options that rebuild this synthesizer (for saving)."""
-        return {}
+        """JSON-safe options that rebuild this synthesizer (for saving).
+
+        By default each constructor option (:meth:`option_names`, less
+        ``unsaved_options``) read from the attribute of the same name, tuples as
+        lists; override when an attribute holds something else.
+        """
+        out: dict[str, Any] = {}
+        for name in self.option_names():
+            if name in self.unsaved_options:
+                continue
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
 
     # ------------------------------------------------------------------ helpers
     def input_dim(self) -> int:

@@ -79,6 +79,7 @@ class Combination(Synthesizer):
         self.bias = nn.Parameter(torch.zeros(embedding_dim)) if bias else None
 
     def get_options(self) -> dict[str, Any]:
+        # self.bias holds the parameter (or None), not the constructor's flag.
         return {"bias": self.bias is not None, "rank": self.rank}
 
     def combine_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ parameters: one optimizer over everything works, and so do two.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -96,13 +96,6 @@ class Gan(Synthesizer):
         cond_dim = side_dim if side_dim is not None else embedding_dim
         self.generator = _mlp(cond_dim + noise_dim, hidden, embedding_dim)
         self.discriminator = _mlp(embedding_dim + cond_dim, hidden, 1)
-
-    def get_options(self) -> dict[str, Any]:
-        return {
-            "noise_dim": self.noise_dim,
-            "hidden_dims": list(self.hidden_dims),
-            "align_weight": self.align_weight,
-        }
 
     def forward(
         self,

@@ -98,6 +98,7 @@ class Manifold(Synthesizer):
 
     needs_side_features = True
     renamed_options: ClassVar[dict[str, str]] = {"random_state": "seed"}
+    unsaved_options: ClassVar[tuple[str, ...]] = ("affinity",)  # the coordinates are saved
     uses_rows = False
     id_tables = True
     coordinates: torch.Tensor
@@ -153,15 +154,6 @@ class Manifold(Synthesizer):
                 "the layer with side_features=<tensor of shape (input_dim, F)>, or pass "
                 "affinity=<(input_dim, input_dim) tensor> (method='spectral')."
             )
-
-    def get_options(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "n_components": self.n_components,
-            "n_neighbors": self.n_neighbors,
-            "max_fit_items": self.max_fit_items,
-            "seed": self.seed,
-        }
 
     # ------------------------------------------------------------------ fitting
     def fit(self, side_features: torch.Tensor | None) -> None:
