@@ -118,13 +118,15 @@ class BufferPool:
                 if array.shape == (rows, cols) and array.dtype == np_dtype:
                     base = self._idle.pop(i)
                     break
+        fresh = base is None
         if base is None:
             base = (np.zeros if zero else np.empty)((rows, cols), dtype=np_dtype)
-        elif zero:
-            base.fill(0)
         view = base.view()  # the object the tensor's storage holds; dies with the last tensor
         weakref.finalize(view, _give_back, weakref.ref(self), base)
-        return _wrap(view, dtype)
+        out = _wrap(view, dtype)
+        if zero and not fresh:
+            out.zero_()  # torch's multi-threaded memset: 15 ms for 512 MiB here, numpy's fill 19
+        return out
 
     def _give_back(self, base: np.ndarray) -> None:
         with self._lock:
