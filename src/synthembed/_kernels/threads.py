@@ -9,7 +9,7 @@ dense"; ``benchmarks/synthesis.py``).
 Whose thread count ``torch.set_num_threads`` changes depends on OpenMP's state:
 with torch 2.13's CPU wheel, before the first parallel region a count set in one
 Python thread is read by all; after it, each thread has its own
-(``tests/test_kernels_threads.py`` shows both). :func:`one_thread` is right
+(``tests/_kernels/test_threads.py`` shows both). :func:`one_thread` is right
 under either: each thread lowers and restores its own count, and a thread that
 enters while others are inside and reads the 1 they set restores the count the
 first one found, so no interleaving leaves any thread, or the process, at one.

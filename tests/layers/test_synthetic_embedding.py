@@ -1,7 +1,7 @@
 """SyntheticEmbeddingLayer: blend modes, soft input, backward, copies, errors, save, compile.
 
-Cold ids and add_items: tests/test_cold_start.py; configuration and the rate:
-tests/test_synthesis_config.py."""
+Cold ids and add_items: tests/layers/test_cold_start.py; configuration and the rate:
+tests/layers/test_synthesis_config.py."""
 
 from __future__ import annotations
 
