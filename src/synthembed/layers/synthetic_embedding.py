@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import warnings
-import weakref
 from typing import Any
 
 import torch
@@ -37,6 +36,7 @@ from synthembed._validation import (
 from synthembed.errors import ConfigError, NotFittedError, ShapeError
 from synthembed.io import register_savable
 from synthembed.layers.bases import BASES, make_base
+from synthembed.layers.blend import LastOutput, blend
 from synthembed.layers.cold_start import ColdStart
 from synthembed.layers.embedding import Embedding
 from synthembed.layers.synthesis_config import (
@@ -62,56 +62,6 @@ __all__ = [
 ]
 
 _OWNER = "SyntheticEmbeddingLayer"
-
-
-def blend(
-    rows: torch.Tensor,
-    syn: torch.Tensor,
-    rate: float | torch.Tensor,
-    hidden: torch.Tensor | None = None,
-    notpad: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The blend: ``lerp(rows, syn, r) = (1 - r) * rows + r * syn``, row by row.
-
-    ``r`` is ``rate`` (a float, or a 0-d tensor that may require grad), raised
-    to 1 on ``hidden`` rows (cold or dropped-out ids: fully synthetic); rows
-    where ``notpad`` is False (the padding id) get no synthetic part, only
-    ``(1 - r) * rows``.
-
-    Shape:
-        ``rows``, ``syn``: ``(*, D)``; ``hidden``, ``notpad``: ``(*)`` bool -> ``(*, D)``.
-    """
-    if notpad is not None:
-        syn = syn * notpad.unsqueeze(-1).to(syn.dtype)
-    if isinstance(rate, torch.Tensor) and rate.dtype != rows.dtype:
-        rate = rate.to(rows.dtype)
-    if hidden is not None:
-        r = rate if isinstance(rate, torch.Tensor) else rows.new_tensor(rate)
-        rate = torch.where(hidden.unsqueeze(-1), rows.new_ones(()), r)  # (*, 1)
-    return torch.lerp(rows, syn, rate)
-
-
-class _LastOutput:
-    """A weak reference to the last forward's output, for :meth:`SyntheticEmbeddingLayer.backward`.
-
-    Weak, so that no autograd graph stays on the module: the graph lives as
-    long as the caller keeps the output. A copy or a pickle of the layer
-    starts with none (it must not reach the original's graph).
-    """
-
-    __slots__ = ("ref",)
-
-    def __init__(self, out: torch.Tensor | None = None) -> None:
-        self.ref = None if out is None else weakref.ref(out)
-
-    def get(self) -> torch.Tensor | None:
-        return None if self.ref is None else self.ref()
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _LastOutput:
-        return _LastOutput()
-
-    def __reduce__(self) -> tuple[type[_LastOutput], tuple[()]]:
-        return (_LastOutput, ())
 
 
 def _third_positional_moved(init: Any) -> Any:
@@ -384,7 +334,7 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         self.config = config
         self._set_adaptive(config)
         self._any_added = False
-        self._last_output = _LastOutput()
+        self._last_output = LastOutput()
         self._synth_ran = False
         self._inverse: torch.Tensor | None = None  # position -> distinct row, last dedup forward
         self._out_buffers = _kernels.BufferPool()  # deduplicated outputs, reused once dropped
@@ -488,7 +438,7 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         self._synth_ran = not lookup_only
         if not torch.compiler.is_compiling():  # a compiled graph keeps nothing
             self._inverse = inverse if self.training else None
-            self._last_output = _LastOutput(out)
+            self._last_output = LastOutput(out)
         return out
 
     def _base_rows(self, index: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
@@ -667,7 +617,7 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
                 "torch.no_grad() or inference mode, or nothing in it requires grad): run the "
                 "forward with gradients enabled before calling backward()."
             )
-        self._last_output = _LastOutput()
+        self._last_output = LastOutput()
         torch.autograd.backward(out, grad_output.to(out.dtype))
 
     # ------------------------------------------------------------------ save / load
@@ -710,4 +660,4 @@ def _refresh_after_load(module: nn.Module, incompatible: Any) -> None:
     """After ``load_state_dict``: re-derive the python-side flag from the ``added`` buffer."""
     if isinstance(module, SyntheticEmbeddingLayer):
         module._any_added = bool(module.added.any())
-        module._last_output = _LastOutput()
+        module._last_output = LastOutput()
