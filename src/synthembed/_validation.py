@@ -105,8 +105,21 @@ def check_ids(ids: torch.Tensor, num_embeddings: int, owner: str) -> None:
 
     The message names the smallest and largest offending id, how many there
     were, and the valid range. Empty tensors always pass, and so does anything
-    inside a ``torch.func`` transform, where values cannot be read.
+    inside a ``torch.func`` transform, where values cannot be read. Under
+    ``torch.compile``, ``torch.export`` or TorchScript the check becomes an
+    assertion inside the graph (a ``RuntimeError`` with the valid range, raised
+    when the compiled program runs), since the ids' values cannot be read there.
     """
+    if _kernels.tracing():
+        high = max(num_embeddings - 1, 0)
+        _kernels.assert_in_range(
+            ids,
+            num_embeddings,
+            f"{owner} got id(s) outside the valid range [0, {high}] in a compiled or "
+            f"exported graph (which cannot name them); map ids into [0, {num_embeddings}) "
+            "first, or run eagerly to see the offending ids.",
+        )
+        return
     if ids.numel() == 0:
         return
     if _kernels.functorch_active():

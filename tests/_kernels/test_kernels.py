@@ -53,7 +53,9 @@ def _both(fn):
 
 @pytest.mark.parametrize("padding_idx", [None, 0, 3])
 @pytest.mark.parametrize("sparse", [False, True])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize(
+    "dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str
+)
 def test_lookup_fast_equals_reference(padding_idx, sparse, dtype) -> None:
     torch.manual_seed(0)
     table = torch.randn(50, 7, dtype=dtype)
@@ -70,11 +72,79 @@ def test_lookup_fast_equals_reference(padding_idx, sparse, dtype) -> None:
 
     (o_f, g_f), (o_r, g_r) = _both(run)
     assert torch.equal(o_f, o_r)
-    if dtype == torch.float16 and not sparse:
-        # torch accumulates half-precision rows in another order (issue 19): equal to rounding.
-        assert torch.allclose(g_f.float(), g_r.float(), rtol=1e-2, atol=1e-2)
-    else:
-        assert torch.equal(g_f, g_r)
+    assert torch.equal(g_f, g_r)  # half precision too: rounded after each row, as torch
+
+
+@pytest.mark.parametrize("padding_idx", [None, 2])
+@pytest.mark.parametrize("ids_dtype", [torch.int64, torch.int32], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32], ids=str)
+def test_lookup_float32_accumulation_fast_equals_reference(dtype, ids_dtype, padding_idx) -> None:
+    gen = torch.Generator().manual_seed(5)
+    table = torch.randn(8, 5, generator=gen).to(dtype)
+    ids = torch.randint(0, 8, (3_000,), generator=gen).to(ids_dtype)
+    grad = torch.randn(3_000, 5, generator=gen).to(dtype)
+
+    def run(kernels):
+        w = table.clone().requires_grad_()
+        out = kernels.lookup(w, ids, padding_idx=padding_idx, grad_accumulation="float32")
+        out.backward(grad)
+        return out.detach(), w.grad
+
+    (o_f, g_f), (o_r, g_r) = _both(run)
+    assert torch.equal(o_f, o_r) and torch.equal(o_f, table[ids.long()])
+    assert torch.equal(g_f, g_r)
+    exact = torch.zeros(8, 5).index_add_(0, ids.long(), grad.float())  # float32 sum
+    if padding_idx is not None:
+        exact[padding_idx] = 0
+    assert torch.equal(g_f, exact.to(dtype))
+
+
+def test_lookup_float32_accumulation_with_max_norm_renormalises_the_table() -> None:
+    table = torch.full((4, 3), 2.0, dtype=torch.bfloat16)
+
+    def run(kernels):
+        w = table.clone().requires_grad_()
+        out = kernels.lookup(w, torch.tensor([1, 1]), max_norm=1.0, grad_accumulation="float32")
+        return out.detach(), w.detach()
+
+    (o_f, w_f), (o_r, w_r) = _both(run)
+    assert torch.equal(o_f, o_r) and torch.equal(w_f, w_r)
+    assert torch.equal(w_r[0], table[0]) and w_r[1].float().norm() <= 1.0 + 1e-2
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.uint8], ids=str)
+def test_lookup_of_integer_and_zero_width_tables(dtype) -> None:
+    ids = torch.tensor([[2, 0], [1, 1]])
+    table = torch.arange(9).reshape(3, 3).to(dtype)
+    assert torch.equal(fast.lookup(table, ids), reference.lookup(table, ids))
+    empty_rows = torch.zeros(3, 0, requires_grad=True)
+    for kernels in (fast, reference):
+        out = kernels.lookup(empty_rows, ids, sparse=True)
+        out.sum().backward()
+        assert out.shape == (2, 2, 0) and empty_rows.grad is not None
+        assert empty_rows.grad._indices().shape == (1, 0)  # torch lists no ids
+        empty_rows.grad = None
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated:DeprecationWarning")
+def test_tracing_and_in_graph_id_check() -> None:
+    assert not _kernels.tracing()
+    seen = []
+
+    def probe(ids):
+        seen.append(_kernels.tracing())
+        _kernels.assert_in_range(ids, 5, "ids outside [0, 4]")
+        return ids + 1
+
+    traced = torch.jit.trace(probe, (torch.tensor([1, 2]),))
+    assert seen[0]  # (trace then runs the function again, untraced, to check the trace)
+    assert traced(torch.tensor([3])).tolist() == [4]
+    # torch.jit.trace drops the assertion (torch.export and torch.compile keep it:
+    # tests/test_export.py); a traced lookup still meets torch's own index check.
+    assert traced(torch.tensor([7])).tolist() == [8]
+    with pytest.raises(RuntimeError, match=r"ids outside \[0, 4\]"):
+        _kernels.assert_in_range(torch.tensor([0, 5]), 5, "ids outside [0, 4]")
+    _kernels.assert_in_range(torch.tensor([], dtype=torch.long), 0, "never")
 
 
 @pytest.mark.parametrize("norm_type", [1.0, 2.0, 3.5])
@@ -116,6 +186,23 @@ def test_bag_fast_equals_reference(mode, padding_idx, weighted) -> None:
     (o_f, g_f), (o_r, g_r) = _both(run)
     assert torch.equal(o_f, o_r)
     assert torch.allclose(g_f, g_r, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_half_precision_bag_gradient_is_torchs(dtype, mode) -> None:
+    gen = torch.Generator().manual_seed(6)
+    table = torch.randn(10, 4, generator=gen).to(dtype)
+    ids = torch.randint(0, 10, (300, 20), generator=gen)  # many repeats per row
+    grad = torch.randn(300, 4, generator=gen).to(dtype)
+
+    def run(kernels):
+        w = table.clone().requires_grad_()
+        kernels.bag(w, ids, mode, padding_idx=0).backward(grad)
+        return w.grad
+
+    g_f, g_r = _both(run)
+    assert torch.equal(g_f, g_r)
 
 
 def test_custom_autograd_functions_pass_gradcheck() -> None:

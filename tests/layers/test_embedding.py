@@ -233,7 +233,7 @@ def test_bad_input_types_get_clear_errors() -> None:
     ("kwargs", "message"),
     [
         ({"num_embeddings": -1, "embedding_dim": 3}, r"'num_embeddings' parameter .* Got -1"),
-        ({"num_embeddings": 5, "embedding_dim": 0}, r"'embedding_dim' parameter .* \[1, inf\)"),
+        ({"num_embeddings": 5, "embedding_dim": -1}, r"'embedding_dim' parameter .* \[0, inf\)"),
         ({"num_embeddings": 5, "embedding_dim": 2, "padding_idx": 5}, r"\[-5, 4\]\. Got 5"),
         ({"num_embeddings": 5, "embedding_dim": 2, "max_norm": 0.0}, r"'max_norm' .* \(0, inf\)"),
         ({"num_embeddings": 5, "embedding_dim": 2, "mode": "median"}, "'sum', 'mean', 'max'"),
@@ -402,7 +402,9 @@ def test_from_pretrained_tensor_numpy_and_freeze() -> None:
     vectors = torch.randn(5, 3)
     layer = Embedding.from_pretrained(vectors)
     assert torch.equal(layer.weight, vectors) and not layer.weight.requires_grad
-    assert layer.weight.data_ptr() != vectors.data_ptr()  # a copy, the caller's tensor is safe
+    assert layer.weight.data_ptr() == vectors.data_ptr()  # shared, as torch.nn.Embedding does
+    copied = Embedding.from_pretrained(vectors, copy=True)
+    assert torch.equal(copied.weight, vectors) and copied.weight.data_ptr() != vectors.data_ptr()
     assert torch.equal(layer(torch.tensor([4])), vectors[4:])
     trainable = Embedding.from_pretrained(vectors.numpy(), freeze=False, padding_idx=0)
     assert trainable.weight.requires_grad and trainable.padding_idx == 0

@@ -14,11 +14,15 @@ The API:
 
 - ``empty(rows, cols, *, device, dtype, zero)``: a table, output or gradient.
 - ``lookup(weight, ids, *, padding_idx, max_norm, norm_type, scale_grad_by_freq,
-  sparse, grad_pool, out_pool)``: ``(*)`` ids -> ``(*, D)``, nn.Embedding's gradients.
+  sparse, grad_pool, out_pool, grad_accumulation)``: ``(*)`` ids -> ``(*, D)``,
+  nn.Embedding's gradients (or, for half-precision tables, a float32 sum).
 - ``renorm_rows(weight, ids, max_norm, norm_type)``: nn.Embedding's ``max_norm``, in place.
 - ``bag(weight, ids, mode, *, per_sample_weights, padding_idx, ...)``: ``(B, L)`` -> ``(B, D)``.
 - ``index_add_rows(table, ids, rows)``: scatter-add rows in input order.
 - ``id_range(ids)``: smallest and largest id.
+- ``tracing()``, ``assert_in_range(ids, high, message)``: whether torch.compile,
+  torch.export, TorchScript or torch.fx traces the call, and an id check that
+  stays in the traced graph (values cannot be read while tracing).
 - ``column_sums(x)``: ``x.sum(0)``.
 - ``unique_ids(flat)``, ``expand_rows(src, inverse, pool)``, ``segment_sum(grad, inverse,
   rows)``: distinct ids with their inverse, and the copy back (with its gradient).
@@ -45,6 +49,7 @@ __all__ = [
     "POOL_MIN_ELEMENTS",
     "BufferPool",
     "KernelSet",
+    "assert_in_range",
     "bag",
     "column_sums",
     "empty",
@@ -59,6 +64,7 @@ __all__ = [
     "segment_sum",
     "set_kernels",
     "tensor_version",
+    "tracing",
     "unique_ids",
     "use_kernels",
 ]
@@ -147,6 +153,20 @@ def functorch_active() -> bool:
     return fast.functorch_active()
 
 
+def tracing() -> bool:
+    """Whether torch.compile, torch.export, TorchScript or torch.fx traces this call."""
+    return fast.tracing()
+
+
+def assert_in_range(ids: torch.Tensor, high: int, message: str) -> None:
+    """Fail with ``message`` (a ``RuntimeError``) when an id lies outside ``[0, high)``.
+
+    The check is an operation of the graph (``torch._assert_async``), so it runs in
+    compiled and exported programs, where Python cannot read the ids' values.
+    """
+    torch._assert_async(((ids >= 0) & (ids < high)).all(), message)
+
+
 def empty(
     rows: int,
     cols: int,
@@ -171,11 +191,16 @@ def lookup(
     sparse: bool = False,
     grad_pool: BufferPool | None = None,
     out_pool: BufferPool | None = None,
+    grad_accumulation: Literal["torch", "float32"] = "torch",
 ) -> torch.Tensor:
     """``weight[ids]``: ``(*)`` -> ``(*, D)`` with ``nn.Embedding``'s semantics and gradients.
 
     ``grad_pool`` / ``out_pool`` let the fast set reuse dense-gradient and output
     buffers between steps (the reference set ignores them).
+    ``grad_accumulation``: for a float16/bfloat16 table, ``"torch"`` gives
+    ``nn.Embedding``'s dense gradient bit for bit (rows added one by one, rounded
+    after each); ``"float32"`` sums in float32 and rounds once (closer to the
+    exact sum). Other dtypes and sparse gradients are the same either way.
     """
     out: torch.Tensor = _impl().lookup(
         weight,
@@ -187,6 +212,7 @@ def lookup(
         sparse=sparse,
         grad_pool=grad_pool,
         out_pool=out_pool,
+        grad_accumulation=grad_accumulation,
     )
     return out
 

@@ -4,8 +4,11 @@ Every function has a plain twin in :mod:`.reference` with the same signature
 and the same results (gradients included; ``tests/_kernels/`` checks both).
 What each trick buys is in BENCHMARKS.md ("fast" against "reference" kernels,
 ``benchmarks/lookup.py`` and ``benchmarks/synthesis.py``). Off the CPU, under
-``scale_grad_by_freq`` and inside ``torch.func`` transforms (which need
-functional kernels) every function defers to its reference twin.
+``scale_grad_by_freq``, inside ``torch.func`` transforms (which need
+functional kernels) and while torch.compile, torch.export, TorchScript or
+torch.fx trace (tensors may be fake; numpy and pools do not apply) every
+function defers to its reference twin; so do lookups in integer or zero-width
+tables and bags of half-precision tables (torch's own layouts and rounding).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "lookup",
     "renorm_rows",
     "segment_sum",
+    "tracing",
     "unique_ids",
 ]
 
@@ -41,8 +45,19 @@ def functorch_active() -> bool:
     return bool(torch._C._are_functorch_transforms_active())
 
 
+def tracing() -> bool:
+    """Whether torch.compile, torch.export, TorchScript or torch.fx traces this call:
+    tensors may be fake and numpy routes, pools and value checks do not apply."""
+    return bool(
+        torch.compiler.is_compiling()
+        or torch.jit.is_tracing()
+        or torch.jit.is_scripting()
+        or torch.fx._symbolic_trace.is_fx_symbolic_tracing()
+    )
+
+
 def _applies(weight: torch.Tensor) -> bool:
-    return weight.device.type == "cpu" and not functorch_active()
+    return weight.device.type == "cpu" and not functorch_active() and not tracing()
 
 
 def _out(rows: int, cols: int, like: torch.Tensor, pool: BufferPool | None) -> torch.Tensor:
@@ -185,6 +200,7 @@ class _Lookup(torch.autograd.Function):
         sparse: bool,
         grad_pool: BufferPool | None,
         out_pool: BufferPool | None,
+        wide: bool,
     ) -> torch.Tensor:
         flat = ids.reshape(-1)
         out = _gather(weight, flat, out_pool)  # (N, D)
@@ -196,6 +212,7 @@ class _Lookup(torch.autograd.Function):
         ctx.sparse = sparse
         ctx.grad_pool = grad_pool
         ctx.out_pool = out_pool
+        ctx.wide = wide
         return out.view(*ids.shape, weight.shape[1])
 
     @staticmethod
@@ -203,7 +220,7 @@ class _Lookup(torch.autograd.Function):
         (ids,) = ctx.saved_tensors
         dim = grad.shape[-1]
         flat = ids.reshape(-1)
-        rows = grad.reshape(-1, dim)  # (N, D)
+        rows = grad.reshape(flat.numel(), dim)  # (N, D); N explicit: D may be 0
         pad = ctx.padding_idx
         if ctx.sparse:
             if pad is not None:
@@ -214,12 +231,36 @@ class _Lookup(torch.autograd.Function):
                 (ctx.num_weights, dim),
                 check_invariants=False,
             )
+        elif grad.dtype in reference.HALF_DTYPES:
+            grad_weight = _half_dense_grad(ctx.num_weights, flat, rows, ctx.wide)
+            if pad is not None:
+                grad_weight[pad].zero_()
         else:
             grad_weight = _zeros(ctx.num_weights, dim, grad, ctx.grad_pool)
             index_add_rows(grad_weight, flat, rows)
             if pad is not None:
                 grad_weight[pad].zero_()
-        return grad_weight, None, None, None, None, None, None, None
+        return grad_weight, None, None, None, None, None, None, None, None
+
+
+def _half_dense_grad(
+    num_weights: int, flat: torch.Tensor, rows: torch.Tensor, wide: bool
+) -> torch.Tensor:
+    """The dense gradient ``(V, D)`` of a float16/bfloat16 table.
+
+    torch's embedding backward adds the rows one by one into the half-precision
+    table, rounding after each. ``index_add_`` does the same with int32 ids, but
+    with int64 ids on the CPU it sums in float32 and rounds once (a different,
+    more accurate result), so ids go as int32 to be bit-equal to torch;
+    ``wide`` asks for the float32 sum instead (the reference twin's
+    ``grad_accumulation="float32"``).
+    """
+    dim = rows.shape[1]
+    if wide:
+        table = empty(num_weights, dim, dtype=torch.float32, zero=True)
+        return index_add_rows(table, flat, rows.float()).to(rows.dtype)
+    table = empty(num_weights, dim, dtype=rows.dtype, zero=True)
+    return index_add_rows(table, flat.int(), rows)
 
 
 def lookup(
@@ -233,9 +274,13 @@ def lookup(
     sparse: bool = False,
     grad_pool: BufferPool | None = None,
     out_pool: BufferPool | None = None,
+    grad_accumulation: str = "torch",
 ) -> torch.Tensor:
     """``weight[ids]`` ``(*)`` -> ``(*, D)`` with nn.Embedding's semantics and gradients."""
-    if scale_grad_by_freq or not _applies(weight):
+    # torch's layouts for integer and zero-width tables (its sparse gradient of a
+    # zero-width table lists no ids) come from torch's own kernel.
+    plain = not weight.is_floating_point() or weight.shape[1] == 0
+    if scale_grad_by_freq or plain or not _applies(weight):
         return reference.lookup(
             weight,
             ids,
@@ -244,9 +289,11 @@ def lookup(
             norm_type=norm_type,
             scale_grad_by_freq=scale_grad_by_freq,
             sparse=sparse,
+            grad_accumulation=grad_accumulation,
         )
+    wide = grad_accumulation == "float32"
     out: torch.Tensor = _Lookup.apply(
-        weight, ids, padding_idx, max_norm, norm_type, sparse, grad_pool, out_pool
+        weight, ids, padding_idx, max_norm, norm_type, sparse, grad_pool, out_pool, wide
     )
     return out
 
@@ -346,11 +393,13 @@ def bag(
     needs_grad = torch.is_grad_enabled() and weight.requires_grad
     # _Bag passes no gradient to per_sample_weights: torch's kernel does when they need one.
     psw_grad = per_sample_weights is not None and per_sample_weights.requires_grad
+    # Half-precision gradients: torch's kernel rounds in its own order; only it is bit-equal.
     if (
         needs_grad
         and not psw_grad
         and not sparse
         and not scale_grad_by_freq
+        and weight.dtype not in reference.HALF_DTYPES
         and ids.numel()
         and _applies(weight)
     ):

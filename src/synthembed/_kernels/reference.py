@@ -13,7 +13,11 @@ import torch.nn.functional as F
 
 from synthembed._kernels.alloc import BufferPool
 
+#: Tables whose dense gradient depends on how the rows are accumulated (see ``lookup``).
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
 __all__ = [
+    "HALF_DTYPES",
     "bag",
     "column_sums",
     "empty",
@@ -51,8 +55,27 @@ def lookup(
     sparse: bool = False,
     grad_pool: BufferPool | None = None,
     out_pool: BufferPool | None = None,
+    grad_accumulation: str = "torch",
 ) -> torch.Tensor:
-    """``weight[ids]`` ``(*)`` -> ``(*, D)`` with nn.Embedding's semantics and gradients."""
+    """``weight[ids]`` ``(*)`` -> ``(*, D)`` with nn.Embedding's semantics and gradients.
+
+    ``grad_accumulation="float32"`` sums a half-precision table's dense gradient
+    in float32 and rounds once (torch rounds after every added row); other tables
+    and sparse gradients are unaffected.
+    """
+    if (
+        grad_accumulation == "float32"
+        and weight.dtype in HALF_DTYPES
+        and not sparse
+        and weight.requires_grad
+        and torch.is_grad_enabled()
+    ):
+        if max_norm is not None:
+            renorm_rows(weight, ids, max_norm, norm_type)
+        # The lookup of a float32 view of the table: same values (half -> float32 -> half
+        # is exact); autograd sums the gradient in float32 and rounds it once.
+        wide = F.embedding(ids, weight.float(), padding_idx, None, 2.0, scale_grad_by_freq)
+        return wide.to(weight.dtype)
     return F.embedding(ids, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse)
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from synthembed import _kernels
@@ -25,10 +26,33 @@ from synthembed.io import register_savable
 from synthembed.vectors import align, load_vectors
 from synthembed.vocab import VOCABULARY, Vocabulary
 
-__all__ = ["Embedding", "PoolingMode", "pool_bags"]
+__all__ = [
+    "Embedding",
+    "GradAccumulation",
+    "PaddingIdxError",
+    "PoolingMode",
+    "TableShapeError",
+    "pool_bags",
+]
 
 PoolingMode = Literal["sum", "mean", "max"]
 _MODES = ("sum", "mean", "max")
+GradAccumulation = Literal["torch", "float32"]
+_ACCUMULATIONS = ("torch", "float32")
+_INTEGER_TABLES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+class PaddingIdxError(ConfigError, AssertionError):
+    """``padding_idx`` outside ``[-num_embeddings, num_embeddings)``.
+
+    Also an ``AssertionError``, the type ``torch.nn.Embedding`` raises there, so
+    code written around torch's layer catches ours.
+    """
+
+
+class TableShapeError(ShapeError, AssertionError):
+    """A table that is not ``(num_embeddings, embedding_dim)`` (``_weight``) or not 2-d
+    (``from_pretrained``); also an ``AssertionError``, as ``torch.nn.Embedding`` raises."""
 
 
 def pool_bags(
@@ -86,12 +110,16 @@ def _weight_from_safetensors(path: str) -> torch.Tensor:
 
 
 @register_savable
-class Embedding(Configurable, nn.Module):
+class Embedding(Configurable, nn.Embedding):
     r"""A lookup table of ``num_embeddings`` vectors of size ``embedding_dim``.
 
-    Same arguments, initialisation (:math:`\mathcal{N}(0, 1)`, padding row zero)
-    and ``state_dict`` keys as :class:`torch.nn.Embedding`, so a checkpoint of
-    either loads into the other. On top of that:
+    A subclass of :class:`torch.nn.Embedding` (tools that look for that class,
+    such as Hugging Face's ``resize_token_embeddings``, PEFT's LoRA targets,
+    quantization flows and FSDP wrap policies, find it), with the same
+    arguments, initialisation (:math:`\mathcal{N}(0, 1)`, padding row zero)
+    and ``state_dict`` keys, so a checkpoint of either loads into the other.
+    Where it differs from torch's layer, and why: ``docs/torch_differences.md``.
+    On top of that:
 
     - ``vocab=`` binds a :class:`~synthembed.Vocabulary`: ``layer.lookup(["cat"])``.
     - Float input of shape ``(*, num_embeddings)`` is a soft lookup ``x @ W``
@@ -101,11 +129,19 @@ class Embedding(Configurable, nn.Module):
       with optional ``per_sample_weights``: :class:`torch.nn.EmbeddingBag` for
       padded batches as users hold them.
     - Bad ids raise :class:`~synthembed.errors.InvalidIndexError` naming the
-      offending ids and the valid range.
+      offending ids and the valid range (``check_ids=False`` skips the check).
+    - ``torch.export`` and ``torch.compile(fullgraph=True)`` take it: there the id
+      check is an assertion in the graph (a ``RuntimeError`` naming the valid
+      range), ``check_finite`` and the soft lookup's input check are skipped, and
+      the reference kernels run. ``torch.jit.script`` compiles the plain lookup
+      (torch's ``F.embedding``; no ``mode``, ``mask`` or ``per_sample_weights``).
     - On the CPU, outputs, the table and dense gradients live on 2 MiB pages,
       and ``grad_buffers`` (a :class:`~synthembed._kernels.BufferPool`) reuses up
       to two spare dense-gradient tables between steps
-      (``layer.grad_buffers.clear()`` frees them); see :mod:`synthembed._kernels`. Values and gradients are those of ``nn.Embedding``, bit for bit.
+      (``layer.grad_buffers.clear()`` frees them); see :mod:`synthembed._kernels`.
+      Values and gradients (dense and sparse, every dtype, int32 or int64 ids)
+      are those of ``nn.Embedding``, bit for bit, unless
+      ``grad_accumulation="float32"`` is asked for.
 
     Args:
         num_embeddings: number of rows; defaults to ``len(vocab)`` when a vocabulary is bound.
@@ -120,6 +156,22 @@ class Embedding(Configurable, nn.Module):
         mode: pooling over the bag dimension, or None for plain lookup.
         check_finite: raise :class:`~synthembed.errors.NonFiniteError` on the first NaN
             or infinity in an output, naming the ids that produced it.
+        check_ids: check that ids lie in ``[0, num_embeddings)`` before the lookup
+            (the clear error above). False skips the check (deployment: torch's own
+            kernel still refuses bad ids, with its own message).
+        grad_accumulation: how a float16/bfloat16 table's dense gradient sums
+            repeated ids: ``"torch"`` (default) adds rows one by one, rounding
+            after each, as ``nn.Embedding`` does (bit-equal to it); ``"float32"``
+            sums in float32 and rounds once (more accurate: for 5,000 ids into 10
+            bfloat16 rows the largest error against float64 falls from 2.4 to 0.1).
+            float32/float64 tables and sparse gradients are the same either way.
+
+    Raises:
+        PaddingIdxError: ``padding_idx`` out of range (a ``ConfigError`` and an
+            ``AssertionError``).
+        TableShapeError: ``_weight`` of the wrong shape (a ``ShapeError`` and an
+            ``AssertionError``).
+        ConfigError: any other argument out of range.
 
     Shape:
         - Input: ``(*)`` integer ids -> Output ``(*, embedding_dim)``.
@@ -145,18 +197,14 @@ class Embedding(Configurable, nn.Module):
         Option("sparse"),
         Option("mode"),
         Option("check_finite"),
+        Option("check_ids"),
+        Option("grad_accumulation"),
         Option("frozen", arg="_freeze", get=lambda m: not m.weight.requires_grad, show=False),
         Option("dtype", get=lambda m: m.weight.dtype, codec=DTYPE, show=False),
         Option("vocab", codec=VOCABULARY),
     )
 
-    __constants__ = [  # noqa: RUF012 (torch.nn.Embedding declares it the same way)
-        "num_embeddings",
-        "embedding_dim",
-        "padding_idx",
-        "max_norm",
-        "norm_type",
-    ]
+    # __constants__ (TorchScript) are nn.Embedding's own, inherited.
 
     def __init__(
         self,
@@ -175,6 +223,8 @@ class Embedding(Configurable, nn.Module):
         vocab: Vocabulary | None = None,
         mode: PoolingMode | None = None,
         check_finite: bool = False,
+        check_ids: bool = True,
+        grad_accumulation: GradAccumulation = "torch",
     ) -> None:
         owner = type(self).__name__
         if vocab is not None and not isinstance(vocab, Vocabulary):
@@ -188,7 +238,7 @@ class Embedding(Configurable, nn.Module):
         if embedding_dim is None and _weight is not None and _weight.dim() == 2:
             embedding_dim = int(_weight.shape[1])
         num_embeddings = cast(int, check_int(owner, "num_embeddings", num_embeddings, 0))
-        embedding_dim = cast(int, check_int(owner, "embedding_dim", embedding_dim, 1))
+        embedding_dim = cast(int, check_int(owner, "embedding_dim", embedding_dim, 0))
         if vocab is not None and len(vocab) > num_embeddings:
             raise ConfigError(
                 f"The vocabulary has {len(vocab)} ids but num_embeddings={num_embeddings}; "
@@ -197,19 +247,32 @@ class Embedding(Configurable, nn.Module):
         if padding_idx is None and vocab is not None:
             padding_idx = vocab.pad_id
         if padding_idx is not None:
-            check_int(owner, "padding_idx", padding_idx, -num_embeddings, num_embeddings - 1)
+            try:
+                check_int(owner, "padding_idx", padding_idx, -num_embeddings, num_embeddings - 1)
+            except ConfigError as exc:
+                raise PaddingIdxError(str(exc)) from None
             if padding_idx < 0:
                 padding_idx += num_embeddings
         check_float(owner, "max_norm", max_norm, 0.0, low_closed=False, optional=True)
         check_float(owner, "norm_type", norm_type, 0.0, low_closed=False)
         if mode is not None:
             check_choice(owner, "mode", mode, _MODES)
+        check_choice(owner, "grad_accumulation", grad_accumulation, _ACCUMULATIONS)
         if _weight is not None and tuple(_weight.shape) != (num_embeddings, embedding_dim):
-            raise ShapeError(
+            raise TableShapeError(
                 f"_weight must have shape ({num_embeddings}, {embedding_dim}); "
                 f"got {tuple(_weight.shape)}."
             )
-        super().__init__()
+        table_dtype = _weight.dtype if _weight is not None else dtype
+        if table_dtype in _INTEGER_TABLES and not _freeze:
+            raise ConfigError(
+                f"An integer table (dtype {table_dtype}) cannot be trained; build it frozen "
+                "(_freeze=True, or from_pretrained(..., freeze=True), the default)."
+            )
+        # nn.Embedding.__init__ is skipped on purpose: the checks above replace its asserts,
+        # and the table below comes from the kernels (2 MiB pages). Every attribute torch's
+        # own methods read (forward, extra_repr, reset_parameters) is set here.
+        nn.Module.__init__(self)
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.padding_idx = padding_idx
@@ -220,6 +283,8 @@ class Embedding(Configurable, nn.Module):
         self.vocab = vocab
         self.mode: PoolingMode | None = mode
         self.check_finite = bool(check_finite)
+        self.check_ids = bool(check_ids)
+        self.grad_accumulation: GradAccumulation = grad_accumulation
         self.coverage: Any = None  # set by from_pretrained when vectors are aligned
         self.grad_buffers = _kernels.BufferPool()
         self._out_buffers = _kernels.BufferPool()  # outputs, reused once the caller drops them
@@ -231,8 +296,15 @@ class Embedding(Configurable, nn.Module):
             self.weight = nn.Parameter(_weight, requires_grad=not _freeze)
 
     def reset_parameters(self) -> None:
-        """Draw rows from N(0, 1) and zero the padding row, as torch.nn.Embedding does."""
-        nn.init.normal_(self.weight)
+        """Draw rows from N(0, 1) and zero the padding row, as torch.nn.Embedding does.
+
+        An integer table (a frozen lookup table, which torch cannot draw) is zeroed.
+        """
+        if self.weight.is_floating_point():
+            nn.init.normal_(self.weight)
+        else:
+            with torch.no_grad():
+                self.weight.zero_()
         self._fill_padding_idx_with_zero()
 
     def _fill_padding_idx_with_zero(self) -> None:
@@ -244,11 +316,13 @@ class Embedding(Configurable, nn.Module):
     def forward(
         self,
         input: torch.Tensor,
-        *,
         mask: torch.Tensor | None = None,
         per_sample_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Look up ids (or soft-look-up float rows) and pool bags when ``mode`` is set.
+
+        ``mask`` and ``per_sample_weights`` may be passed by position too: TorchScript
+        cannot compile keyword-only arguments with defaults.
 
         Args:
             input: ``(*)`` integer ids, or ``(*, num_embeddings)`` floats.
@@ -261,10 +335,36 @@ class Embedding(Configurable, nn.Module):
                 ``num_embeddings``, or masks/weights of the wrong shape.
             NonFiniteError: NaN or infinity in float input.
         """
+        if torch.jit.is_scripting():
+            # TorchScript compiles this branch only: torch's lookup (same values and
+            # gradients; no pooling, soft lookup or id messages in a scripted model).
+            if self.mode is not None or mask is not None or per_sample_weights is not None:
+                raise RuntimeError(
+                    "A scripted Embedding does plain lookups only (no mode, mask or "
+                    "per_sample_weights); use torch.export or torch.compile for bags."
+                )
+            return F.embedding(
+                input,
+                self.weight,
+                self.padding_idx,
+                self.max_norm,
+                self.norm_type,
+                self.scale_grad_by_freq,
+                self.sparse,
+            )
+        return self._forward(input, mask, per_sample_weights)
+
+    @torch.jit.unused
+    def _forward(
+        self,
+        input: torch.Tensor,
+        mask: torch.Tensor | None,
+        per_sample_weights: torch.Tensor | None,
+    ) -> torch.Tensor:
         owner = type(self).__name__
         if isinstance(input, torch.Tensor) and input.is_floating_point():
             soft = self._soft_lookup(input)
-            if self.check_finite and not bool(torch.isfinite(soft).all()):
+            if self._checks_values() and not bool(torch.isfinite(soft).all()):
                 raise NonFiniteError(
                     f"{owner} produced NaN/inf from a finite soft lookup: the table holds "
                     "non-finite rows. Lower the learning rate or clip gradients."
@@ -273,7 +373,8 @@ class Embedding(Configurable, nn.Module):
         ids = check_integer_ids(input, owner)
         if ids.dtype not in (torch.long, torch.int32):
             ids = ids.long()
-        check_ids(ids, self.num_embeddings, owner)
+        if self.check_ids:
+            check_ids(ids, self.num_embeddings, owner)
         if self.mode is None:
             if mask is not None or per_sample_weights is not None:
                 raise ConfigError(
@@ -283,9 +384,13 @@ class Embedding(Configurable, nn.Module):
             out = self._lookup(ids, self.max_norm)
         else:
             out = self._pool(ids, mask, per_sample_weights)
-        if self.check_finite:
+        if self._checks_values():
             self._check_output(out, ids)
         return out
+
+    def _checks_values(self) -> bool:
+        # check_finite reads values: eager only (a compiled or exported graph cannot).
+        return self.check_finite and not _kernels.tracing()
 
     def _lookup(self, ids: torch.Tensor, max_norm: float | None = None) -> torch.Tensor:
         return _kernels.lookup(
@@ -298,6 +403,7 @@ class Embedding(Configurable, nn.Module):
             sparse=self.sparse,
             grad_pool=self.grad_buffers,
             out_pool=self._out_buffers,
+            grad_accumulation=self.grad_accumulation,
         )
 
     def _pool(
@@ -373,7 +479,8 @@ class Embedding(Configurable, nn.Module):
             f"Float input to {owner} (a soft lookup x @ W)",
             "If these are ids, cast them with .long().",
         )
-        check_finite(x, f"Float input to {owner}")
+        if not _kernels.tracing():  # values cannot be read in a compiled or exported graph
+            check_finite(x, f"Float input to {owner}")
         return torch.matmul(x.to(self.weight.dtype), self.weight)
 
     def _check_output(self, out: torch.Tensor, ids: torch.Tensor) -> None:
@@ -429,25 +536,41 @@ class Embedding(Configurable, nn.Module):
         *,
         vocab: Vocabulary | None = None,
         mode: PoolingMode | None = None,
+        copy: bool = False,
+        check_ids: bool = True,
+        grad_accumulation: GradAccumulation = "torch",
         **align_options: Any,
     ) -> Embedding:
         """Build a layer from pretrained vectors.
 
+        The positional arguments are ``torch.nn.Embedding.from_pretrained``'s.
+
         Args:
-            embeddings: a ``(V, D)`` tensor or numpy array (copied), a path to a
+            embeddings: a ``(V, D)`` tensor or numpy array, a path to a
                 ``.safetensors`` file (its ``weight`` tensor, or its only 2-d tensor;
                 files of :func:`synthembed.save_weights` and of other libraries), a
                 path to a vector file (GloVe, word2vec, fastText), or a
-                :class:`~synthembed.vectors.Vectors`.
-            freeze: keep the weights fixed (``requires_grad=False``).
+                :class:`~synthembed.vectors.Vectors`. A tensor (or array) becomes the
+                layer's weight itself, as in torch: ``max_norm`` renormalises the
+                caller's tensor, training updates it, and tied weights stay tied.
+                Integer tables (uint8, int8, int16, int32, int64) are frozen
+                lookup tables, as in torch.
+            freeze: keep the weights fixed (``requires_grad=False``); integer tables
+                must stay frozen.
             vocab: for a tensor, the vocabulary of its rows; for a file or
                 ``Vectors``, the vocabulary to align the vectors to (rows in
                 ``vocab`` order, with a coverage report in ``layer.coverage``).
+            copy: copy a tensor into a table of the layer's own (on 2 MiB pages on
+                the CPU, as tables built by the layer are) instead of sharing it.
+                Files and ``Vectors`` are always copied.
+            check_ids, grad_accumulation: as for :class:`Embedding`.
             align_options: passed to :func:`synthembed.vectors.align`.
 
         Raises:
-            ShapeError: the vectors are not a 2-d floating-point table, or their row
-                count differs from ``len(vocab)``.
+            TableShapeError: the vectors are not 2-d (also an ``AssertionError``).
+            ShapeError: the vectors are complex or bool, or their row count differs
+                from ``len(vocab)``.
+            ConfigError: an integer table with ``freeze=False``.
             NonFiniteError: the vectors hold NaN or infinity.
             FileFormatError: a ``.safetensors`` file is unreadable or ambiguous.
 
@@ -457,6 +580,7 @@ class Embedding(Configurable, nn.Module):
             [[0.0, 0.0, 1.0]]
         """
         coverage = None
+        shared = isinstance(embeddings, (torch.Tensor, np.ndarray)) and not copy
         if isinstance(embeddings, np.ndarray):
             embeddings = torch.from_numpy(embeddings)
         if isinstance(embeddings, torch.Tensor):
@@ -475,22 +599,34 @@ class Embedding(Configurable, nn.Module):
                 vocab, weight = vectors.vocab, vectors.vectors
             else:
                 weight, coverage = align(vectors, vocab, **align_options)
-        if weight.dim() != 2 or not weight.is_floating_point():
-            raise ShapeError(
+        if weight.dim() != 2:
+            raise TableShapeError(
                 "Pretrained embeddings must be a 2-d (V, D) floating-point tensor; got shape "
-                f"{tuple(weight.shape)} and dtype {weight.dtype}."
+                f"{tuple(weight.shape)} (integer tables are taken too, as frozen lookup tables)."
+            )
+        if not (weight.is_floating_point() or weight.dtype in _INTEGER_TABLES):
+            raise ShapeError(
+                "Pretrained embeddings must be a floating-point or integer (V, D) table; "
+                f"got dtype {weight.dtype}."
             )
         check_finite(weight, "The pretrained embeddings")
         if vocab is not None and len(vocab) != weight.shape[0]:
             raise ShapeError(
                 f"The vocabulary has {len(vocab)} ids but the embeddings have {weight.shape[0]} rows."
             )
-        # A copy on 2 MiB pages (see synthembed._kernels); nn.Embedding shares the tensor instead.
-        table = _kernels.empty(
-            int(weight.shape[0]), int(weight.shape[1]), device=weight.device, dtype=weight.dtype
-        )
-        with torch.no_grad():
-            table.copy_(weight.detach())
+        if shared:
+            # torch.nn.Embedding's semantics: the caller's tensor is the weight. Sharing
+            # wins over speed: only this table misses the 2 MiB pages (copy=True keeps them).
+            table = weight
+        else:
+            table = _kernels.empty(
+                int(weight.shape[0]),
+                int(weight.shape[1]),
+                device=weight.device,
+                dtype=weight.dtype,
+            )
+            with torch.no_grad():
+                table.copy_(weight.detach())
         layer = cls(
             int(weight.shape[0]),
             int(weight.shape[1]),
@@ -503,11 +639,14 @@ class Embedding(Configurable, nn.Module):
             _freeze=freeze,
             vocab=vocab,
             mode=mode,
+            check_ids=check_ids,
+            grad_accumulation=grad_accumulation,
         )
         layer.coverage = coverage
         return layer
 
-    def freeze(self) -> Embedding:
+    # nn.Embedding annotates a ``freeze: bool`` attribute that it never sets; the method wins.
+    def freeze(self) -> Embedding:  # type: ignore[override]
         """Stop training the table (``weight.requires_grad = False``); returns self."""
         self.weight.requires_grad_(False)
         return self
