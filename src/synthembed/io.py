@@ -27,11 +27,13 @@ from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 import torch
 from torch import nn
 
-from synthembed.errors import FileFormatError
+from synthembed.errors import FileFormatError, PathError
 
 __all__ = [
     "FORMAT_VERSION",
     "atomic_write",
+    "check_readable",
+    "check_writable",
     "load",
     "load_weights",
     "read_tensors",
@@ -73,11 +75,83 @@ def _tensors_of(obj: Any) -> dict[str, torch.Tensor]:
     return dict(get()) if get is not None else {}
 
 
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """Check, before any write or long work, that a file can be written at ``path``.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        PathError: ``path`` is a directory, its directory does not exist, a
+            parent of it is a file, or its directory is not writable; the
+            message names ``path`` and what is wrong with it.
+
+    Example:
+        >>> import tempfile, os
+        >>> check_writable(os.path.join(tempfile.mkdtemp(), "model.safetensors")).suffix
+        '.safetensors'
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise PathError(
+            f"Cannot write '{target}': it is a directory; pass a file path inside it, "
+            f"e.g. '{target / 'model.safetensors'}'."
+        )
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        ancestor = directory
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if ancestor.exists() and not ancestor.is_dir():
+            raise PathError(
+                f"Cannot write '{target}': '{ancestor}' is a file, not a directory; "
+                "choose a path whose parents are directories."
+            )
+        raise PathError(
+            f"Cannot write '{target}': the directory '{directory}' does not exist; create it "
+            "first (os.makedirs(..., exist_ok=True)) or choose another path."
+        )
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PathError(
+            f"Cannot write '{target}': the directory '{directory}' is not writable "
+            "(permission denied or a read-only file system); choose a writable directory."
+        )
+    return target
+
+
+def check_readable(path: str | os.PathLike[str], what: str = "saved synthembed file") -> Path:
+    """Check that ``path`` is an existing regular file before reading it.
+
+    Raises:
+        FileNotFoundError: nothing exists at ``path``.
+        PathError: ``path`` is a directory (the message lists files inside it
+            that look like what was asked for).
+    """
+    p = Path(path)
+    if p.is_dir():
+        inside = sorted(q.name for q in p.glob("*.safetensors"))[:5]
+        hint = f"; files here that could be it: {inside}" if inside else ""
+        raise PathError(
+            f"'{p}' is a directory, not a {what}; pass the path of the file itself{hint}."
+        )
+    if not p.exists():
+        raise FileNotFoundError(f"No {what} at '{p}' (nothing exists at that path).")
+    if not p.is_file():
+        raise PathError(f"'{p}' is not a regular file, so it cannot be a {what}.")
+    return p
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
-    If the block raises, the temporary file is removed and ``path`` is untouched.
+    The path is checked first (:func:`check_writable`); if the block raises,
+    the temporary file is removed and ``path`` is untouched. Errors of the
+    file system name ``path``, never the temporary file.
+
+    Raises:
+        PathError: ``path`` cannot be written (see :func:`check_writable`), or
+            the file system refused the write (disk full, read-only).
 
     Example:
         >>> import tempfile, os
@@ -87,18 +161,27 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
         >>> open(os.path.join(d, "a.txt")).read()
         'hello'
     """
-    target = Path(path)
+    target = check_writable(path)
     directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     encoding = None if "b" in mode else "utf-8"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise _path_error(target, exc) from None
     try:
         # mkstemp creates the file private (0600); give it the usual permissions instead.
         os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644)
         with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+            except OSError as exc:
+                raise _path_error(target, exc) from None
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise _path_error(target, exc) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -110,6 +193,14 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _path_error(target: Path, exc: OSError) -> PathError:
+    """The file system's refusal, worded with the user's path (not our temporary file)."""
+    reason = exc.strerror or type(exc).__name__
+    error = PathError(f"Cannot write '{target}': {reason} (errno {exc.errno}).")
+    error.errno = exc.errno
+    return error
 
 
 def _checksum(tensors: dict[str, torch.Tensor]) -> str:
@@ -175,9 +266,7 @@ def _read(
     from safetensors import SafetensorError
     from safetensors.torch import load as st_load
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"No saved synthembed file at '{p}'.")
+    p = check_readable(path)
     data = p.read_bytes()
     try:
         tensors = st_load(data)
@@ -306,6 +395,7 @@ def save(module: Any, path: str | os.PathLike[str]) -> None:
             f"synthembed.save needs a synthembed layer or fitted object; got {name}. Save any "
             "other model's weights with synthembed.save_weights(model, path)."
         )
+    check_writable(path)
     config = module.get_config()
     _write(path, _tensors_of(module), {"class": name, "config": config})
 
@@ -330,6 +420,7 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
             f"'{path}' holds a {cls_name!r}, which this synthembed does not know; "
             f"known classes: {sorted(_REGISTRY)}."
         )
+    _check_config_against_tensors(path, cls_name, header.get("config"), tensors)
     try:
         module = _REGISTRY[cls_name](header["config"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -348,8 +439,87 @@ def load(path: str | os.PathLike[str], *, map_location: str | torch.device = "cp
     return module.to(map_location)
 
 
+def _config_sizes(config: Any, prefix: str = "") -> Iterator[tuple[str, int]]:
+    """Every integer of a JSON config with its dotted key; seeds, hash ranges and
+    vocabularies (whose int tokens and counts are data, not sizes) left out."""
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if not any(part in str(key) for part in ("vocab", "tokens", "counts")):
+                yield from _config_sizes(value, f"{prefix}{key}.")
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            yield from _config_sizes(value, f"{prefix}{i}.")
+    elif isinstance(config, int) and not isinstance(config, bool):
+        name = prefix.rstrip(".")
+        if "seed" not in name and "range" not in name:
+            yield name, config
+
+
+def _refuse_oversized(
+    path: Any, cls_name: str, config: Any, tensors: dict[str, torch.Tensor], exempt: tuple[str, ...]
+) -> None:
+    """A size in the config far beyond anything the file stores is refused before building."""
+    stored = sum(t.numel() for t in tensors.values())
+    bound = max(2**24, 16 * stored)
+    for name, value in _config_sizes(config):
+        if value > bound and name.rsplit(".", 1)[-1] not in exempt:
+            raise FileFormatError(
+                f"'{path}': its {cls_name} configuration gives {name}={value}, but the file "
+                f"stores only {stored} values in all (bound {bound}); the configuration was "
+                "edited or the file is corrupt. Nothing was built."
+            )
+
+
+def _check_config_against_tensors(
+    path: Any, cls_name: str, config: Any, tensors: dict[str, torch.Tensor]
+) -> None:
+    """Compare the shapes the JSON config implies with the stored tensors, allocating nothing.
+
+    The config is trusted last: an edited ``num_embeddings: 4000000000`` must be
+    answered with the disagreement, not with an attempt to allocate the table.
+    The class is built on the ``meta`` device (shapes without memory) and its
+    tensors' shapes compared with the file's. Sizes other than ``num_embeddings``
+    (which a hashed table may legally exceed) are first bounded by what the file
+    stores, so that no loop or allocation runs on an absurd size; a class that
+    cannot be built on ``meta`` has ``num_embeddings`` bounded too.
+    """
+    factory = _REGISTRY[cls_name]
+    owner = getattr(factory, "__self__", None)
+    if not (isinstance(owner, type) and issubclass(owner, nn.Module)):
+        return  # vocabularies, vectors, fitted encoders: their tensors are checked after
+    _refuse_oversized(path, cls_name, config, tensors, exempt=("num_embeddings",))
+    try:
+        with torch.device("meta"):
+            probe = factory(config, device="meta")  # type: ignore[call-arg]
+    except (MemoryError, OverflowError) as exc:
+        raise FileFormatError(
+            f"'{path}': its {cls_name} configuration implies sizes that cannot be allocated "
+            f"({type(exc).__name__}); the configuration was edited or the file is corrupt."
+        ) from None
+    except Exception:  # no meta build: bound every size, then build for real
+        _refuse_oversized(path, cls_name, config, tensors, exempt=())
+        return
+    if not isinstance(probe, nn.Module):
+        return
+    expected = {name: tuple(t.shape) for name, t in probe.state_dict().items()}
+    for name, shape in expected.items():
+        got = tensors.get(name)
+        if got is not None and tuple(got.shape) != shape:
+            sizes = {
+                k: v
+                for k, v in (config or {}).items()
+                if isinstance(v, int) and not isinstance(v, bool)
+            }
+            raise FileFormatError(
+                f"'{path}': tensor '{name}' has shape {tuple(got.shape)} in the file, but its "
+                f"{cls_name} configuration {sizes} expects shape {shape}; the configuration "
+                "was edited or the file is corrupt. Nothing was built."
+            )
+
+
 def save_weights(module: nn.Module, path: str | os.PathLike[str]) -> None:
     """Save any module's ``state_dict`` (tied weights kept tied) to a safetensors file."""
+    check_writable(path)
     _write(path, module.state_dict(), {"class": None, "config": None})
 
 

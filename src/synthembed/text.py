@@ -134,7 +134,9 @@ class TextEncoder:
             (mean for a plain transformer); ``"first"`` takes the first token's state
             (the [CLS] token; ``"cls"`` is its deprecated name); ``"mean"`` averages token
             states over the attention mask. ``pooling=`` is the deprecated name of ``mode=``.
-        normalize: scale each output to unit L2 norm.
+        normalize: scale each output to unit L2 norm. With ``False`` the outputs are
+            the pooled vectors as they are, with either backend (a sentence-transformers
+            model's own ``Normalize`` module is not run; ``True`` normalises instead).
         max_length: truncate texts to this many tokens (default: the model's limit).
         batch_size: texts per forward pass.
         device: where the model runs.
@@ -195,12 +197,18 @@ class TextEncoder:
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.backend: str = "sentence-transformers" if use_st else "transformers"
-        self.mode: str = "model" if use_st else ("mean" if mode == "auto" else mode)
+        # What was asked, for the repr: "auto" stays "auto" (the model's own pooling).
+        self.mode: str = "auto" if use_st else ("mean" if mode == "auto" else mode)
+        self._model_name = "all-MiniLM-L6-v2" if model is None else str(model)
         if use_st:
             st = require("sentence_transformers", "text", "TextEncoder")
             self._st = st.SentenceTransformer(
                 str(path), device=str(self.device), local_files_only=True
             )
+            # The model's own Normalize module would make every output a unit vector,
+            # whatever normalize= says: drop it, and normalise in encode() when asked.
+            for key in [k for k, m in self._st._modules.items() if type(m).__name__ == "Normalize"]:
+                del self._st._modules[key]
             if max_length is not None:
                 self._st.max_seq_length = max_length
             self.max_length = int(self._st.max_seq_length)
@@ -243,7 +251,7 @@ class TextEncoder:
 
     def __repr__(self) -> str:
         return (
-            f"TextEncoder(model='{self.model_path.name}', backend={self.backend!r}, "
+            f"TextEncoder(model={self._model_name!r}, backend={self.backend!r}, "
             f"mode={self.mode!r}, embedding_dim={self.embedding_dim}, "
             f"normalize={self.normalize})"
         )

@@ -287,10 +287,14 @@ def load_vectors(
             bytes, repeated words after their first occurrence), counts them by
             reason in ``vectors.skipped`` and warns once.
         cache: keep the parsed array as a memory-mapped ``.npy`` plus a JSON word list
-            so the next load is near-instant. ``"auto"`` caches files of 8 MiB or more.
-            A cache whose source has changed (size, modification time, first and last
-            bytes) is ignored and rewritten.
-        cache_dir: where caches live; defaults to :func:`default_cache_dir`.
+            so the next load is near-instant. ``"auto"`` (the default) caches files of
+            8 MiB or more under ``~/.cache/synthembed/vectors`` (see ``cache_dir``) and
+            says so once, as a ``logging`` warning of ``synthembed.formats.files``;
+            ``False`` never writes a cache. A cache whose source has changed (size,
+            modification time, first and last bytes) is ignored and rewritten.
+        cache_dir: where caches live; defaults to :func:`default_cache_dir`
+            (``$SYNTHEMBED_CACHE_DIR``, else ``$XDG_CACHE_HOME`` or ``~/.cache``,
+            then ``synthembed/vectors``).
 
     Shape:
         ``result.vectors``: ``(V, D)`` float32.

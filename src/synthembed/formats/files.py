@@ -35,7 +35,9 @@ from synthembed.formats.cache import (
     write_cache,
 )
 from synthembed.formats.streams import (
+    PEEK,
     PeekReader,
+    check_vector_file,
     compressed_writer,
     corrupt_stream_errors,
     count_lines,
@@ -116,7 +118,11 @@ def read_vectors(
     compressed = is_compressed(path)
     with corrupt_stream_errors(source, compressed), open_compressed(path) as raw:
         reader = PeekReader(raw)
-        fmt = detect_format(reader) if format == "auto" else format
+        if format == "auto":
+            fmt = detect_format(reader, source)
+        else:
+            check_vector_file(reader.peek(PEEK), source)
+            fmt = format
         if fmt == "word2vec-binary":
             words, values, counts = read_binary(
                 reader,
@@ -152,7 +158,30 @@ def read_vectors(
     logger.info("Parsed %d vectors of dimension %d from %s", len(words), values.shape[1], source)
     if files is not None:
         write_cache(*files, ident, words, values, fmt, skipped)
+        _say_cached(source, path, files[0].parent, cache)
     return VectorFile(words, values, fmt, skipped)
+
+
+_TOLD_ABOUT_CACHE = False
+
+
+def _say_cached(source: str, path: Path, where: Path, cache: bool | str) -> None:
+    """Say where parsed vectors were cached: at WARNING the first time ``cache="auto"`` does it."""
+    global _TOLD_ABOUT_CACHE
+    size = path.stat().st_size / 2**20
+    if cache == "auto" and not _TOLD_ABOUT_CACHE:
+        _TOLD_ABOUT_CACHE = True
+        logger.warning(
+            "Cached the parsed vectors of %s (%.0f MiB) under '%s' so the next load is fast "
+            "(cache='auto' caches files of %d MiB or more); pass cache=False to turn this off "
+            "or cache_dir= (or $SYNTHEMBED_CACHE_DIR) to move it.",
+            source,
+            size,
+            where,
+            AUTO_CACHE_MIN_BYTES // 2**20,
+        )
+    else:
+        logger.info("Cached the parsed vectors of %s under '%s'", source, where)
 
 
 def _warn_skipped(source: str, skipped: dict[str, int]) -> None:
@@ -211,7 +240,8 @@ def _word_lines(path: Path, word: str, *, header: bool) -> tuple[int, int]:
         for number, line in enumerate(raw, start=1):
             if header and number == 1:
                 continue
-            if line.split(b" ", 1)[0].rstrip(b"\r\n") == target:
+            fields = line.split(None, 1)  # tabs are whitespace too
+            if fields and fields[0] == target:
                 hits.append(number)
                 if len(hits) == 2:
                     break

@@ -26,6 +26,7 @@ from synthembed.io import atomic_write
 __all__ = [
     "PEEK",
     "PeekReader",
+    "check_vector_file",
     "compressed_writer",
     "corrupt_stream_errors",
     "count_lines",
@@ -160,31 +161,99 @@ def parse_header(line: bytes) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
-def _looks_like_text_row(line: bytes, dim: int) -> bool:
+def _text_row_values(line: bytes) -> int | None:
+    """How many numbers follow the word on a text row, or None if ``line`` is not one."""
     try:
-        parts = line.decode("utf-8").rstrip().split(" ")
-        if len(parts) != dim + 1:
-            return False
+        parts = line.decode("utf-8").split()
+        if len(parts) < 2:
+            return None
         [float(x) for x in parts[1:]]
     except (UnicodeDecodeError, ValueError):
-        return False
-    return True
+        return None
+    return len(parts) - 1
 
 
-def detect_format(reader: PeekReader) -> str:
-    """Guess the format from the first bytes: header or not, then text or binary."""
+# Magic bytes of files people mistake for vector files: (prefix, what it is, what to do).
+_FOREIGN: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x93NUMPY", "a NumPy .npy array", "load it with numpy.load and pass the rows to Vectors"),
+    (b"PK\x03\x04", "a zip archive (.npz, .zip or a torch.save file)", "unpack it first"),
+    (b"\x89HDF", "an HDF5 file", "export the vectors to word2vec or GloVe text first"),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file", "decompress it first (zstd -d)"),
+)
+
+
+def check_vector_file(head: bytes, source: str) -> None:
+    """Refuse, by what it is, a file that is not a vector file at all.
+
+    Pickles (gensim's native ``.kv`` / ``.model`` files are pickles), NumPy,
+    zip and HDF5 files are named; any format, compressed or not.
+
+    Raises:
+        FileFormatError: the first bytes show a known non-vector format.
+    """
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        if b"gensim" in head[:4096]:
+            raise FileFormatError(
+                f"{source} is a gensim pickle (KeyedVectors.save / Word2Vec.save), not a vector "
+                "file, and synthembed never unpickles files. Save it with "
+                "`kv.save_word2vec_format(path, binary=True)` (for a model: "
+                "`model.wv.save_word2vec_format(...)`) and load that file."
+            )
+        raise FileFormatError(
+            f"{source} is a Python pickle (protocol {head[1]}), not a vector file; synthembed "
+            "never unpickles files. Write the vectors as word2vec or GloVe text instead."
+        )
+    for magic, what, fix in _FOREIGN:
+        if head.startswith(magic):
+            raise FileFormatError(f"{source} is {what}, not a vector file; {fix}.")
+
+
+def _not_text(line: bytes) -> bool:
+    """Whether ``line`` holds bytes no text vector file has (NUL, control bytes, bad UTF-8)."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return any(ord(c) < 32 and c not in "\t\r" for c in text)
+
+
+def detect_format(reader: PeekReader, source: str = "the file") -> str:
+    """Guess the format from the first bytes: header or not, then text or binary.
+
+    Raises:
+        FileFormatError: the bytes are not a vector file (see :func:`check_vector_file`,
+            or neither text nor a word2vec binary header), or a word2vec text header
+            disagrees with the rows under it.
+    """
     head = reader.peek(4 * PEEK)
+    check_vector_file(head, source)
     first_end = head.find(b"\n")
     first = head if first_end < 0 else head[:first_end]
     header = parse_header(first)
     if header is None:
+        if _not_text(first[:PEEK]):
+            raise FileFormatError(
+                f"{source} is not a vector file: its first line is neither text "
+                f"('word v1 ... vD', GloVe) nor a word2vec header '<count> <dim>'; it starts "
+                f"with {first[:16]!r}."
+            )
         return "glove"
     rest = head[first_end + 1 :] if first_end >= 0 else b""
     if not rest:
         return "word2vec"
     second_end = rest.find(b"\n")
-    if second_end >= 0 and _looks_like_text_row(rest[:second_end], header[1]):
-        return "word2vec"
-    if second_end < 0 and len(rest) < 4 * PEEK - 64 and _looks_like_text_row(rest, header[1]):
-        return "word2vec"
-    return "word2vec-binary"
+    if second_end < 0 and len(rest) >= 4 * PEEK - 64:
+        return "word2vec-binary"
+    second = rest if second_end < 0 else rest[:second_end]
+    values = _text_row_values(second)
+    if values is None:
+        return "word2vec-binary"
+    if values != header[1]:
+        word = second.split()[0].decode("utf-8", "replace")
+        raise FileFormatError(
+            f"{source} is word2vec text whose header and rows disagree: line 1 "
+            f"{first.strip().decode('ascii')!r} gives dimension {header[1]}, but line 2 holds "
+            f"{values} values after the word {word!r}. Fix the header to "
+            f"'{header[0]} {values}' (or the rows)."
+        )
+    return "word2vec"

@@ -86,7 +86,7 @@ def _parse_line_slow(line: bytes, dim: int) -> tuple[str, np.ndarray] | None:
             f"is not valid UTF-8 (byte 0x{line[exc.start]:02x} at position {exc.start})",
             "non-UTF-8 bytes",
         ) from None
-    text = text.rstrip(" \t\r\n")
+    text = text.replace("\t", " ").rstrip(" \r\n")
     if not text:
         return None
     parts = text.split(" ")
@@ -314,10 +314,12 @@ def read_text(
     else:
         head = reader.peek(4 * PEEK)
         dim = -1
-        for raw in head.split(b"\n")[:-1] if b"\n" in head else [head]:
-            stripped = raw.rstrip(b" \t\r")
+        lines = head.split(b"\n")[:-1] if b"\n" in head else [head]
+        for i, raw in enumerate(lines):
+            stripped = raw.replace(b"\t", b" ").rstrip(b" \r")  # tabs are whitespace
             if stripped:
                 dim = len(stripped.split(b" ")) - 1
+                _refuse_header_as_row(stripped, lines[i + 1 :], source)
                 break
         if dim < 1:
             if not head.strip():
@@ -343,9 +345,9 @@ def read_text(
         remaining = None if limit is None else limit - rows.n
         first_line = line_no + 1
         fast = _fast_parse(_normalise_ends(piece) if normalise else piece, dim, remaining)
-        if fast is None and not normalise and (b"\r" in piece or b" \n" in piece):
-            # CRLF line ends, or a space before the newline (word2vec's C tool, fastText):
-            # normalised from this block on (checked once a block fails, not on every block).
+        if fast is None and not normalise and (b"\r" in piece or b" \n" in piece or b"\t" in piece):
+            # CRLF line ends, a space before the newline (word2vec's C tool, fastText) or
+            # tab separators: normalised from this block on (checked once a block fails, not on every block).
             normalise = True
             fast = _fast_parse(_normalise_ends(piece), dim, remaining)
         exact_lines = False
@@ -379,6 +381,23 @@ def read_text(
     return words, rows.finish(), skipped
 
 
+def _refuse_header_as_row(first: bytes, following: list[bytes], source: str) -> None:
+    """A word2vec header read as a GloVe row ('3 4': the word '3' and one value) is named."""
+    header = parse_header(first)
+    if header is None:
+        return
+    for raw in following:
+        fields = raw.replace(b"\t", b" ").split()
+        if fields:
+            if len(fields) - 1 != 1:
+                raise FileFormatError(
+                    f"{source}, line 1 is a word2vec header '{first.decode('ascii')}' "
+                    f"({header[0]} vectors of dimension {header[1]}), not a GloVe row; read the "
+                    "file with format='word2vec' (or 'auto')."
+                )
+            return
+
+
 def _text_blocks(reader: PeekReader, block_size: int) -> Iterator[tuple[bytes, bool]]:
     """The stream as blocks of whole lines: ``(piece, last)``; ``last`` marks a final line
     without a newline (a whitespace-only tail is dropped)."""
@@ -400,7 +419,9 @@ def _text_blocks(reader: PeekReader, block_size: int) -> Iterator[tuple[bytes, b
 
 
 def _normalise_ends(piece: bytes) -> bytes:
-    """``\\r\\n`` and ``" \\n"`` line ends as plain ``\\n``."""
+    """``\\r\\n`` and ``" \\n"`` line ends as plain ``\\n``; tabs as spaces."""
+    if b"\t" in piece:
+        piece = piece.replace(b"\t", b" ")
     if b"\r" in piece:
         piece = piece.replace(b"\r\n", b"\n")
     if b" \n" in piece:

@@ -7,6 +7,15 @@ Tokens are normalised one way everywhere: strings stay strings, whole numbers
 (ints, and floats such as ``3.0``) become ints, booleans become ``"True"`` /
 ``"False"``, anything else its ``str()``. Missing values (None, NaN, ``pd.NA``,
 NaT) are not out-of-vocabulary: they map to the ``"<missing>"`` id.
+
+Special ids: a column's vocabulary numbers ``"<unk>"`` = 0 and ``"<missing>"`` = 1,
+where a :class:`~synthembed.vocab.Vocabulary` of sequences numbers ``"<pad>"`` = 0 and
+``"<unk>"`` = 1. This is on purpose: a table cell always holds exactly one value, so
+a column has nothing to pad and no ``"<pad>"`` row (a row that would never train and
+would shift every id by one); ``"<missing>"`` takes the slot a sequence vocabulary
+gives ``"<unk>"``. Saved files keep their own numbering either way (the tokens are
+stored). Code should not rely on literal ids: ask ``vocab.unk_id`` or
+``vocab.key_to_index["<missing>"]``.
 """
 
 from __future__ import annotations
@@ -38,7 +47,8 @@ __all__ = [
 
 MISSING_TOKEN = "<missing>"
 UNK_TOKEN = "<unk>"
-#: Specials of a categorical column's vocabulary: ids 0 and 1.
+#: Specials of a categorical column's vocabulary: ids 0 and 1 (no ``"<pad>"``: see the
+#: module docstring for why this differs from a sequence Vocabulary's ``<pad>``=0, ``<unk>``=1).
 CATEGORICAL_SPECIALS = (UNK_TOKEN, MISSING_TOKEN)
 #: Hash buckets used with ``oov="hash"`` when ``num_oov_buckets`` is not given.
 DEFAULT_NUM_BUCKETS = 16

@@ -58,10 +58,12 @@ from synthembed.layers.tabular_columns import (
     value_kind,
 )
 from synthembed.layers.tabular_specs import (
+    NAN_POLICIES,
     NUMERICAL_EMBEDDINGS,
     SCALINGS,
     CategoricalSpec,
     MultiLabelSpec,
+    NanPolicy,
     NumericalEmbedding,
     NumericalSpec,
     Scaling,
@@ -91,6 +93,11 @@ __all__ = [
 ]
 
 _CONFIG_VERSION = 1
+_NAN_FIX = (
+    "a NaN indicator (its training data had none); impute them, or fit with "
+    "NumericalSpec(nan_policy='impute') to fill NaN with the training mean, or with "
+    "NumericalSpec(nan_indicator=True)."
+)
 
 #: Fitted columns in JSON: their ``to_dict()`` form (the constructor takes those back).
 COLUMNS = Codec(
@@ -226,6 +233,7 @@ class TabularEmbedding(Configurable, nn.Module):
         oov: OOVPolicy = "unk",
         scaling: Scaling = "minmax",
         numerical_embedding: NumericalEmbedding | None = None,
+        nan_policy: NanPolicy = "error",
         separator: str | None = "|",
         check_finite: bool = False,
     ) -> TabularEmbedding:
@@ -246,6 +254,9 @@ class TabularEmbedding(Configurable, nn.Module):
             scaling: default numerical scaling, ``"minmax"`` or ``"standard"``.
             numerical_embedding: default numerical embedding: ``None``,
                 ``"periodic"`` or ``"piecewise_linear"``.
+            nan_policy: default for NaN at predict time in numerical columns fitted
+                without NaN: ``"error"`` or ``"impute"`` (the training mean); see
+                :class:`NumericalSpec`.
             separator: splits string cells of multi-label columns.
             check_finite: see the class (raise on NaN/inf outputs, naming the column).
 
@@ -263,9 +274,12 @@ class TabularEmbedding(Configurable, nn.Module):
         check_choice(owner, "oov", oov, OOV_POLICIES)
         check_choice(owner, "scaling", scaling, SCALINGS)
         check_choice(owner, "numerical_embedding", numerical_embedding, NUMERICAL_EMBEDDINGS)
+        check_choice(owner, "nan_policy", nan_policy, NAN_POLICIES)
         defaults: dict[str, Spec] = {
             "categorical": CategoricalSpec(embedding_dim=embedding_dim, oov=oov),
-            "numerical": NumericalSpec(scaling=scaling, embedding=numerical_embedding),
+            "numerical": NumericalSpec(
+                scaling=scaling, embedding=numerical_embedding, nan_policy=nan_policy
+            ),
             "multi_label": MultiLabelSpec(
                 embedding_dim=embedding_dim, oov=oov, separator=separator
             ),
@@ -432,12 +446,12 @@ class TabularEmbedding(Configurable, nn.Module):
             raise NonFiniteError(
                 f"Numerical column {name!r} holds {n_inf} infinite value(s); replace them."
             )
-        if not column.nan_indicator:
+        if not column.nan_indicator and column.nan_policy == "error":
             n_nan = int(np.isnan(values).sum())
             if n_nan:
                 raise NonFiniteError(
                     f"Numerical column {name!r} holds {n_nan} NaN value(s) but was fitted without "
-                    "a NaN indicator; impute them, or fit with NumericalSpec(nan_indicator=True)."
+                    f"{_NAN_FIX}"
                 )
 
     # ------------------------------------------------------------------ forward
@@ -513,14 +527,16 @@ class TabularEmbedding(Configurable, nn.Module):
         nan = torch.isnan(x)
         if bool(torch.isinf(x).any()):
             raise NonFiniteError(f"Numerical column {name!r} holds infinite values; replace them.")
+        if not column.nan_indicator and bool(nan.any()):
+            if column.nan_policy != "impute" or column.fill is None:
+                raise NonFiniteError(
+                    f"Numerical column {name!r} holds {int(nan.sum())} NaN value(s) but was "
+                    f"fitted without {_NAN_FIX}"
+                )
+            x = torch.where(nan, torch.full_like(x, column.fill), x)  # the training mean
         scaled = column.scale_values(x)  # minmax clips to [0, 1]; NaN stays NaN
         if column.nan_indicator:
             scaled = torch.where(nan, torch.zeros_like(scaled), scaled)
-        elif bool(nan.any()):
-            raise NonFiniteError(
-                f"Numerical column {name!r} holds NaN but was fitted without a NaN indicator; "
-                "impute it, or fit with NumericalSpec(nan_indicator=True)."
-            )
         out = [embedder(scaled) if column.embedding else scaled.unsqueeze(-1)]  # (B, d)
         if column.nan_indicator:
             out.append(nan.to(scaled.dtype).unsqueeze(-1))  # (B, 1)

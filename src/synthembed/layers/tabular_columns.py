@@ -176,6 +176,9 @@ class NumericalColumn(_LegacyItems):
         shift, scale: the scaling ``(x - shift) / scale`` (``scale`` is never 0).
         min, max: the finite training range.
         nan_indicator: whether a 0/1 NaN column follows the value.
+        nan_policy: NaN in a column without indicator: ``"error"`` or ``"impute"``
+            (``fill`` stands in); files saved before it existed read as ``"error"``.
+        fill: the training mean (raw units), what ``"impute"`` puts in for NaN.
         embedding: ``None``, ``"periodic"`` or ``"piecewise_linear"``.
         embedding_dim: size of the embedding (1 without one: the scaled value).
         n_frequencies, sigma: settings of ``"periodic"``.
@@ -196,12 +199,22 @@ class NumericalColumn(_LegacyItems):
     n_frequencies: int = 16
     sigma: float = 1.0
     bins: tuple[float, ...] | None = None
+    nan_policy: str = "error"
+    fill: float | None = None
     scaler: AffineScaler = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_choice(
             f"Numerical column {self.name!r}", "scaling", self.scaling, ("minmax", "standard")
         )
+        check_choice(
+            f"Numerical column {self.name!r}", "nan_policy", self.nan_policy, ("error", "impute")
+        )
+        if self.nan_policy == "impute" and (self.fill is None or not np.isfinite(self.fill)):
+            raise ConfigError(
+                f"Numerical column {self.name!r} has nan_policy='impute' but no finite fill "
+                f"value; got fill={self.fill!r}."
+            )
         if not self.scale or not np.isfinite(self.scale):
             raise ConfigError(
                 f"Numerical column {self.name!r} needs a finite, nonzero scale; got {self.scale!r}."
@@ -221,7 +234,9 @@ class NumericalColumn(_LegacyItems):
         return int(self.embedding_dim) + int(bool(self.nan_indicator))
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form (the dict earlier releases stored)."""
+        """The JSON form (the dict earlier releases stored; ``nan_policy`` and ``fill``
+        only when imputing, so files of the default policy read in earlier releases)."""
+        impute = {"nan_policy": self.nan_policy, "fill": self.fill}
         return {
             "name": self.name,
             "kind": self.kind,
@@ -237,6 +252,7 @@ class NumericalColumn(_LegacyItems):
             "n_frequencies": self.n_frequencies,
             "sigma": self.sigma,
             "bins": None if self.bins is None else list(self.bins),
+            **(impute if self.nan_policy != "error" else {}),
         }
 
     @classmethod
@@ -255,6 +271,8 @@ class NumericalColumn(_LegacyItems):
             n_frequencies=int(data.get("n_frequencies", 16)),
             sigma=float(data.get("sigma", 1.0)),
             bins=None if bins is None else tuple(float(b) for b in bins),
+            nan_policy=str(data.get("nan_policy", "error")),
+            fill=None if data.get("fill") is None else float(data["fill"]),
         )
 
     def scale_values(self, x: torch.Tensor) -> torch.Tensor:
@@ -423,6 +441,8 @@ def _fit_numerical(name: Any, values: np.ndarray, spec: NumericalSpec) -> Numeri
         min=low,
         max=high,
         nan_indicator=has_nan if spec.nan_indicator is None else bool(spec.nan_indicator),
+        nan_policy=spec.nan_policy,
+        fill=float(finite.mean()) if spec.nan_policy == "impute" else None,
         embedding=spec.embedding,
         embedding_dim=spec.embedding_dim if spec.embedding else 1,
         n_frequencies=spec.n_frequencies,

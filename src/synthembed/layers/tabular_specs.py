@@ -20,10 +20,12 @@ from synthembed.vocab import OOVPolicy
 
 __all__ = [
     "BAG_MODES",
+    "NAN_POLICIES",
     "NUMERICAL_EMBEDDINGS",
     "SCALINGS",
     "CategoricalSpec",
     "MultiLabelSpec",
+    "NanPolicy",
     "NumericalEmbedding",
     "NumericalSpec",
     "Scaling",
@@ -35,6 +37,8 @@ Scaling = ScalingKind
 NumericalEmbedding = Literal["periodic", "piecewise_linear"]
 NUMERICAL_EMBEDDINGS: tuple[str | None, ...] = (None, "periodic", "piecewise_linear")
 BAG_MODES: tuple[str, ...] = ("mean", "sum", "max")
+NanPolicy = Literal["error", "impute"]
+NAN_POLICIES: tuple[str, ...] = ("error", "impute")
 
 
 def check_dim(owner: str, dim: Any) -> None:
@@ -80,6 +84,12 @@ class NumericalSpec:
         nan_indicator: add a 0/1 column that is 1 where the value was NaN (the
             value itself is then the scaled fill: 0 for both scalings). ``None``
             adds it when the training column holds NaN.
+        nan_policy: NaN at encode / predict time in a column fitted without a NaN
+            indicator (its training data had none): ``"error"`` (the default: a
+            :class:`~synthembed.errors.NonFiniteError` naming the column and the
+            count, so missing data never passes silently) or ``"impute"`` (the
+            training mean, the statistic fitted with the scaling, stands in).
+            Columns with an indicator take NaN under either policy.
         embedding: ``None`` (the scaled value itself), ``"periodic"`` or
             ``"piecewise_linear"`` (see the module docstring).
         embedding_dim: output size of a numerical embedding.
@@ -90,6 +100,7 @@ class NumericalSpec:
 
     scaling: Scaling = "minmax"
     nan_indicator: bool | None = None
+    nan_policy: NanPolicy = "error"
     embedding: NumericalEmbedding | None = None
     embedding_dim: int = 8
     n_bins: int = 16
@@ -99,6 +110,7 @@ class NumericalSpec:
     def __post_init__(self) -> None:
         owner = "NumericalSpec"
         check_choice(owner, "scaling", self.scaling, SCALINGS)
+        check_choice(owner, "nan_policy", self.nan_policy, NAN_POLICIES)
         check_choice(owner, "embedding", self.embedding, NUMERICAL_EMBEDDINGS)
         check_int(owner, "embedding_dim", self.embedding_dim, 1)
         check_int(owner, "n_bins", self.n_bins, 1)
