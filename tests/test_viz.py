@@ -231,3 +231,51 @@ def test_pca_is_scikit_learns_with_a_fixed_sign_and_degenerate_inputs() -> None:
     assert reduce_2d(np.ones((4, 3))).tolist() == [[0.0, 0.0]] * 4  # no variance
     one_feature = reduce_2d(np.array([[1.0], [3.0]]))
     np.testing.assert_allclose(one_feature, [[-1.0, 0.0], [1.0, 0.0]])
+
+
+def test_dense_annotations_are_thinned_to_a_readable_subset() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(250, 5))
+    words = [f"word{i}" for i in range(250)]
+    fig = plot_embeddings(x, annotate=words)  # "auto": past 50 labels, no overlaps
+    drawn = [t.get_text() for t in fig.axes[0].texts]
+    assert 10 < len(drawn) < 250
+    assert drawn[0] == "word0"  # the first listed (most important) points win
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[0].texts]
+    overlaps = sum(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert overlaps <= len(boxes) // 20  # the estimate of a label's size is close, not exact
+    everything = plot_embeddings(x[:60], annotate=words[:60], declutter=False)
+    assert len(everything.axes[0].texts) == 60
+    with pytest.raises(ConfigError, match="declutter"):
+        plot_embeddings(x, declutter="some")  # type: ignore[arg-type]
+
+
+def test_colour_bar_and_legend_are_titled_by_the_labels_name() -> None:
+    x = np.random.default_rng(0).normal(size=(60, 4))
+    fig = plot_embeddings(x, labels=np.linspace(0, 1, 60), label_name="year")
+    assert fig.axes[1].get_ylabel() == "year"
+    pd = pytest.importorskip("pandas")
+    fig = plot_embeddings(x, labels=pd.Series(["a", "b"] * 30, name="genre"))
+    assert fig.axes[0].get_legend().get_title().get_text() == "genre"
+
+
+def test_heatmap_rows_are_labelled_with_tokens() -> None:
+    from synthembed import Embedding, Vocabulary
+
+    vocab = Vocabulary.build([["the", "cat", "sat"]])
+    fig = plot_weights(Embedding(vocab=vocab, embedding_dim=8), rows=None)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "<pad> (0)", "<unk> (1)", "the (2)", "cat (3)", "sat (4)",
+    ]  # fmt: skip
+    assert ax.get_ylabel() == "Row: token (id)"
+
+
+def test_export_projector_writes_the_projector_config(tmp_path) -> None:
+    export_projector(np.eye(3), ["a", "b", "c"], tmp_path)
+    config = (tmp_path / "projector_config.pbtxt").read_text()
+    assert 'tensor_path: "vectors.tsv"' in config and 'metadata_path: "metadata.tsv"' in config
+    export_projector(np.eye(3), None, tmp_path / "bare")
+    assert "metadata_path" not in (tmp_path / "bare" / "projector_config.pbtxt").read_text()

