@@ -22,6 +22,10 @@ from synthembed.errors import (
     SynthembedError,
     UnknownTokenError,
 )
+
+# Imported eagerly: the function shares its name with its module, and a lazy name would
+# be shadowed by the module as soon as anything imports synthembed.extract first.
+from synthembed.extract import extract
 from synthembed.io import load, load_weights, save, save_weights
 from synthembed.layers.bases import (
     DHEEmbedding,
@@ -55,7 +59,6 @@ if _TYPE_CHECKING:
     from synthembed.autoencoder_embedder import AutoencoderEmbedder
     from synthembed.encoders import EmbeddingEncoder
     from synthembed.evaluation import analogy, evaluate_analogies, evaluate_similarity
-    from synthembed.extract import extract
     from synthembed.search import most_similar
     from synthembed.text import TextEncoder
     from synthembed.vectors import CoverageReport, Vectors, align, load_vectors, save_vectors
@@ -77,7 +80,6 @@ _LAZY = {
     "evaluate_analogies": "synthembed.evaluation",
     "TextEncoder": "synthembed.text",
     "EmbeddingEncoder": "synthembed.encoders",
-    "extract": "synthembed.extract",
     "AutoencoderEmbedder": "synthembed.autoencoder_embedder",
     "plot_embeddings": "synthembed.viz",
     "plot_weights": "synthembed.viz",
