@@ -8,6 +8,7 @@ imported on first use of one of their names.
 import importlib as _importlib
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
+from synthembed import optim
 from synthembed._kernels import get_kernels, set_kernels, use_kernels
 from synthembed.determinism import seed_everything
 from synthembed.errors import (
@@ -148,6 +149,7 @@ __all__ = [
     "make_base",
     "memory_report",
     "most_similar",
+    "optim",
     "plot_embeddings",
     "plot_weights",
     "quantize",
