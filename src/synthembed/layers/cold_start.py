@@ -24,10 +24,14 @@ from synthembed._validation import (
 )
 from synthembed.errors import ConfigError, InvalidIndexError, ShapeError
 from synthembed.layers.embedding import Embedding
-from synthembed.layers.synthesis_config import SynthesisConfig, check_side_features
+from synthembed.layers.synthesis_config import (
+    SynthesisConfig,
+    align_columns,
+    check_side_features,
+)
 from synthembed.synthesis import Synthesizer
 
-__all__ = ["ColdStart"]
+__all__ = ["ColdStart", "check_state_size"]
 
 _OWNER = "SyntheticEmbeddingLayer"
 
@@ -39,6 +43,7 @@ class ColdStart:
     added: torch.Tensor
     step: torch.Tensor
     side_features: torch.Tensor | None
+    side_feature_names: list[str] | None
     config: SynthesisConfig
     base: nn.Module
     base_name: str
@@ -135,7 +140,8 @@ class ColdStart:
 
         Args:
             side_features: ``(n, F)`` side features of the new ids (required when
-                the layer has side features).
+                the layer has side features): a tensor, numpy array, list, or pandas
+                DataFrame (matched by column name when the layer was built from one).
             num_items: number of new ids when the layer has no side features.
             technique_kwargs: technique-specific data, e.g. ``affinity=`` ``(n, input_dim)``
                 similarities for a ``manifold`` layer built on a similarity graph.
@@ -157,12 +163,10 @@ class ColdStart:
                     f"This {_OWNER} has side features of size {old_side.shape[1]}; add_items needs "
                     f"the new items' side features, a tensor of shape (n, {old_side.shape[1]})."
                 )
-            if not isinstance(side_features, torch.Tensor):
-                side_features = torch.as_tensor(side_features)
-            n_rows = int(side_features.shape[0]) if side_features.dim() >= 1 else -1
-            new_side = check_side_features(
-                side_features, max(n_rows, 0), "side_features of new items"
+            side_features = align_columns(
+                side_features, self.side_feature_names, "side_features of new items"
             )
+            new_side = check_side_features(side_features, -1, "side_features of new items")
             if new_side.shape[1] != old_side.shape[1]:
                 raise ShapeError(
                     f"side_features of new items must have shape (n, {old_side.shape[1]}); got "
@@ -225,3 +229,31 @@ class ColdStart:
         if self.padding_idx is not None:
             cold = cold & (ids != self.padding_idx)
         return cold
+
+
+def check_state_size(module: Any, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """``load_state_dict`` pre-hook: a state of a grown layer needs a layer of its size.
+
+    Raises:
+        ShapeError: the saved ``counts`` buffer covers a different number of ids,
+            with what to call (``add_items``, or build with the saved size).
+    """
+    saved = state_dict.get(prefix + "counts")
+    if not isinstance(saved, torch.Tensor) or saved.dim() != 1:
+        return
+    have, want = int(module.counts.shape[0]), int(saved.shape[0])
+    if have == want:
+        return
+    added = state_dict.get(prefix + "added")
+    n_added = int(added.sum()) if isinstance(added, torch.Tensor) else 0
+    hint = (
+        f"call layer.add_items(...) with the {want - have} added items' side features "
+        f"(or num_items={want - have}) first, or build it with num_embeddings={want}"
+        if want > have
+        else f"build it with num_embeddings={want}"
+    )
+    raise ShapeError(
+        f"This state dict is of a {_OWNER} with {want} ids ({n_added} of them added by "
+        f"add_items); this layer has {have}: {hint}. synthembed.save / synthembed.load "
+        "rebuild a grown layer at its size."
+    )

@@ -7,8 +7,10 @@ that read and change it (:class:`SynthesisControl`: the rate, the synthesizer,
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -23,9 +25,12 @@ __all__ = [
     "KEEP",
     "SynthesisConfig",
     "SynthesisControl",
+    "align_columns",
     "check_side_features",
+    "column_names",
     "decode_options",
     "encode_options",
+    "third_positional_moved",
 ]
 
 _OWNER = "SyntheticEmbeddingLayer"
@@ -139,7 +144,41 @@ def decode_options(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def column_names(side: Any) -> list[str] | None:
+    """The column names of a DataFrame of side features (as strings), else None."""
+    cols = getattr(side, "columns", None)
+    if cols is None or not hasattr(side, "to_numpy"):
+        return None
+    return [str(c) for c in cols]
+
+
+def align_columns(side: Any, names: list[str] | None, what: str) -> Any:
+    """A DataFrame's columns put in the order of ``names`` (the layer's); others as given.
+
+    Raises:
+        ShapeError: columns of ``names`` missing from the DataFrame, or extra ones.
+    """
+    got = column_names(side)
+    if got is None or names is None:
+        return side
+    label = dict(zip(got, side.columns))
+    missing = [n for n in names if n not in label]
+    extra = [n for n in got if n not in set(names)]
+    if missing or extra:
+        raise ShapeError(
+            f"{what} must have the columns the layer was built with, {names}; missing "
+            f"{missing}, unexpected {extra}."
+        )
+    return side[[label[n] for n in names]]
+
+
 def check_side_features(side: Any, rows: int, what: str) -> torch.Tensor:
+    """``(rows, F)`` float tensor from a tensor, numpy array, list or pandas DataFrame."""
+    if column_names(side) is not None:
+        try:
+            side = side.to_numpy(dtype="float64", copy=True)
+        except (TypeError, ValueError) as exc:
+            raise ShapeError(f"{what} must hold numbers only; {exc}") from exc
     if not isinstance(side, torch.Tensor):
         try:
             side = torch.as_tensor(side)
@@ -147,6 +186,8 @@ def check_side_features(side: Any, rows: int, what: str) -> torch.Tensor:
             raise ShapeError(
                 f"{what} must be a 2-d tensor of shape ({rows}, F); got {type(side).__name__}."
             ) from exc
+    if rows < 0:  # any number of rows (new items)
+        rows = int(side.shape[0]) if side.dim() >= 1 else 0
     if side.dim() != 2 or side.shape[0] != rows or side.shape[1] == 0:
         raise ShapeError(
             f"{what} must have shape ({rows}, F) with F >= 1 (one row of features per id); "
@@ -169,6 +210,7 @@ class SynthesisControl:
     num_embeddings: int
     embedding_dim: int
     _synth_ran: bool
+    _pending: Any
 
     def _device(self) -> torch.device:
         raise NotImplementedError
@@ -298,8 +340,30 @@ class SynthesisControl:
         if synth is not None:
             self.synthesizer = synth
             self._synth_ran = False
+            self._pending.take()  # the old synthesizer's forwards: their losses train nothing now
         if new.adaptive != old.adaptive or (
             new.adaptive and new.synthesis_rate != old.synthesis_rate
         ):
             self._set_adaptive(new)
         return self
+
+
+def third_positional_moved(init: Any) -> Any:
+    """For one release: a third positional argument was ``synthesis_rate`` before it became
+    ``padding_idx`` (torch.nn.Embedding's order). A float is taken as the rate (in
+    ``__init__``, with a DeprecationWarning); an int is taken as ``padding_idx``, with a
+    FutureWarning, since it may be meant as a rate of 0 or 1."""
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) >= 3 and isinstance(args[2], int) and not isinstance(args[2], bool):
+            warnings.warn(
+                f"{_OWNER}(n, d, {args[2]}): the third positional argument is padding_idx "
+                "(as in torch.nn.Embedding); it was synthesis_rate before. Pass padding_idx= "
+                "or synthesis_rate= by keyword to silence this warning.",
+                FutureWarning,
+                stacklevel=2,
+            )
+        init(self, *args, **kwargs)
+
+    return wrapper

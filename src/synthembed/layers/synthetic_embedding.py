@@ -17,7 +17,6 @@ Three parts (see ``DESIGN.md``)::
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import Any
 
@@ -35,16 +34,19 @@ from synthembed._validation import (
 )
 from synthembed.errors import ConfigError, NotFittedError, ShapeError
 from synthembed.io import register_savable
+from synthembed.layers.aux_losses import PendingLosses
 from synthembed.layers.bases import BASES, make_base
 from synthembed.layers.blend import LastOutput, blend
-from synthembed.layers.cold_start import ColdStart
+from synthembed.layers.cold_start import ColdStart, check_state_size
 from synthembed.layers.embedding import Embedding
 from synthembed.layers.synthesis_config import (
     SynthesisConfig,
     SynthesisControl,
     check_side_features,
+    column_names,
     decode_options,
     encode_options,
+    third_positional_moved,
 )
 from synthembed.synthesis import (
     TECHNIQUES,
@@ -62,27 +64,6 @@ __all__ = [
 ]
 
 _OWNER = "SyntheticEmbeddingLayer"
-
-
-def _third_positional_moved(init: Any) -> Any:
-    """For one release: a third positional argument was ``synthesis_rate`` before it became
-    ``padding_idx`` (torch.nn.Embedding's order). A float is taken as the rate (in
-    ``__init__``, with a DeprecationWarning); an int is taken as ``padding_idx``, with a
-    FutureWarning, since it may be meant as a rate of 0 or 1."""
-
-    @functools.wraps(init)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) >= 3 and isinstance(args[2], int) and not isinstance(args[2], bool):
-            warnings.warn(
-                f"{_OWNER}(n, d, {args[2]}): the third positional argument is padding_idx "
-                "(as in torch.nn.Embedding); it was synthesis_rate before. Pass padding_idx= "
-                "or synthesis_rate= by keyword to silence this warning.",
-                FutureWarning,
-                stacklevel=2,
-            )
-        init(self, *args, **kwargs)
-
-    return wrapper
 
 
 _BASE_OPTIONS = Codec(encode_options, lambda data, owner: decode_options(data))
@@ -105,6 +86,14 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
       mode (the layer counts ids in its ``counts`` buffer) and ids added by
       :meth:`add_items` and not trained since;
     - in training mode: a random ``train_synthetic_fraction`` of the ids.
+
+    Per-id state: ``counts`` (and the ``step`` that drives ``schedule``) move only
+    in forwards that can train the table: training mode, gradients enabled, and a
+    base whose parameters require grad. A forward under ``torch.no_grad()`` or
+    ``torch.inference_mode()``, in eval mode, or with a frozen base changes no
+    count, so ids added by :meth:`add_items` stay cold until they really train.
+    (A training forward with gradients whose output is never backpropagated
+    still counts: call ``.eval()`` or ``torch.no_grad()`` for scoring passes.)
 
     With ``synthesis_rate=0`` (and no cold ids) the synthesizer is skipped: the
     layer is exactly :class:`~synthembed.Embedding` (same initial weights under
@@ -139,7 +128,9 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         technique: registered synthesis technique (``"combination"``, ``"autoencoder"``,
             ``"gan"``, ``"manifold"``, or your own).
         side_features: optional ``(input_dim, F)`` per-id features (genres,
-            text vectors...), stored in a buffer and saved with the layer.
+            text vectors...), stored in a buffer and saved with the layer: a tensor,
+            numpy array, list, or pandas DataFrame (whose column names are kept in
+            ``side_feature_names``; ``add_items`` matches DataFrames by them).
         base: registered base name (``"full"``: a dense :class:`~synthembed.Embedding`).
         base_options: keyword options of the base (e.g. ``{"max_norm": 1.0}``).
         adaptive: learn the rate (parameter ``rate_logit`` through a sigmoid).
@@ -207,6 +198,7 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         Option("technique", get=lambda m: m.config.technique),
         Option("technique_options", get=lambda m: m.synthesizer.get_options(), init=False),
         Option("side_dim", get=lambda m: m.side_dim, init=False),
+        Option("side_feature_names", init=False, show=False),
         Option("padding_idx"),
         Option("base", attr="base_name"),
         Option("base_options", codec=_BASE_OPTIONS, show=False),
@@ -224,7 +216,7 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
     step: torch.Tensor
     side_features: torch.Tensor | None
 
-    @_third_positional_moved
+    @third_positional_moved
     def __init__(
         self,
         num_embeddings: int | None = None,
@@ -280,6 +272,7 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
             train_synthetic_fraction=train_synthetic_fraction,
             options=dict(technique_options),
         ).validate()
+        names = column_names(side_features)
         side = (
             None
             if side_features is None
@@ -307,6 +300,7 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         self.padding_idx = padding_idx
         self.base_name = base
         self.base_options = base_options
+        self.side_feature_names = names  # a DataFrame's columns: add_items matches them
         # The base is built first: with synthesis_rate=0 the layer then holds the
         # same initial table as Embedding(input_dim, embedding_dim) under one seed.
         if padding_idx is not None:
@@ -336,8 +330,9 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         self._any_added = False
         self._last_output = LastOutput()
         self._synth_ran = False
-        self._inverse: torch.Tensor | None = None  # position -> distinct row, last dedup forward
         self._out_buffers = _kernels.BufferPool()  # deduplicated outputs, reused once dropped
+        self._pending = PendingLosses()  # unread training forwards, for get_loss()
+        self.register_load_state_dict_pre_hook(check_state_size)
         self.register_load_state_dict_post_hook(_refresh_after_load)
 
     # ------------------------------------------------------------------ helpers
@@ -426,7 +421,8 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
             out = self._synthesize(index, ids, self._base_rows(index, ids), forced, r)
         if self.check_finite:
             check_output_finite(out, ids, type(self).__name__)  # raises before any state changes
-        if self.training:
+        grad = self.training and torch.is_grad_enabled()
+        if grad and self._base_trains():  # see "Per-id state" in the class notes
             with torch.no_grad():
                 if ids is not None:
                     flat = ids.reshape(-1)
@@ -437,9 +433,17 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
                 self.step.add_(1)
         self._synth_ran = not lookup_only
         if not torch.compiler.is_compiling():  # a compiled graph keeps nothing
-            self._inverse = inverse if self.training else None
             self._last_output = LastOutput(out)
+            if grad and not lookup_only:
+                self._pending.add(self.synthesizer.last_record(), inverse, self._synth_version())
         return out
+
+    def _base_trains(self) -> bool:
+        return any(p.requires_grad for p in self.base.parameters())
+
+    def _synth_version(self) -> int:
+        """Changes when an optimizer updates the synthesizer in place (stale pending losses)."""
+        return sum(_kernels.tensor_version(p) for p in self.synthesizer.parameters())
 
     def _base_rows(self, index: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
         if isinstance(self.base, Embedding) and ids is not None:
@@ -509,28 +513,39 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
 
     # ------------------------------------------------------------------ losses
     def get_loss(self) -> torch.Tensor:
-        """Auxiliary loss of the technique for the last training-mode forward.
+        """Auxiliary loss of the technique over every training forward since the last call.
 
         ``autoencoder``: reconstruction + alignment; ``gan``: the generator's
         loss; ``combination`` and ``manifold``: none. Add it to the task loss.
+        Each training-mode forward run with gradients enabled (and not skipping
+        the synthesizer) adds its own loss, a mean over its positions; the sum
+        is returned and reading it starts the sum afresh. So a step that calls
+        the layer twice (BPR: positives, then negatives) gets both losses.
+        Losses left unread when the synthesizer's parameters change (an
+        optimizer step) are dropped.
 
         Returns:
-            A 0-d tensor; zero when the technique has no loss, in eval mode, or
-            when the last forward skipped the synthesizer (rate 0).
+            A 0-d tensor; zero when the technique has no loss or no training
+            forward ran since the last call.
         """
-        aux = None
-        if self._synth_ran:
-            aux = self._weighted_row_loss()
-            if aux is None:
-                aux = self.synthesizer.aux_loss()
-        if aux is None:
+        total: torch.Tensor | None = None
+        records = self._pending.take()
+        if records and all(rec.tensors is None for rec, _ in records):
+            records = records[-1:]  # a technique that keeps its own state: the last forward
+        for record, inverse in records:
+            with self.synthesizer.replay(record):
+                aux = self._weighted_row_loss(inverse)
+                if aux is None:
+                    aux = self.synthesizer.aux_loss()
+            if aux is not None:
+                total = aux if total is None else total + aux
+        if total is None:
             return torch.zeros((), dtype=self._dtype(), device=self._device())
-        return aux
+        return total
 
-    def _weighted_row_loss(self) -> torch.Tensor | None:
+    def _weighted_row_loss(self, inverse: torch.Tensor | None) -> torch.Tensor | None:
         """After a deduplicated forward, the technique's per-row loss averaged over positions:
         each distinct row weighs as many positions as it stands for."""
-        inverse = self._inverse
         if inverse is None:
             return None
         rows = self.synthesizer.aux_loss_rows()  # (U,)
@@ -646,6 +661,7 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
             # After add_items a compressed base's layout (e.g. grown tables) is not a
             # function of num_embeddings alone.
             layer.base = rebuild(base_config)
+        layer.side_feature_names = cfg.get("side_feature_names")
         return layer.to(dtype)
 
     def extra_repr(self) -> str:

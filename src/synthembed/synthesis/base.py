@@ -47,9 +47,10 @@ see :meth:`Synthesizer.get_options`.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, TypeVar
 
 import torch
@@ -303,6 +304,20 @@ class Synthesizer(nn.Module):
     def remembered(self) -> tuple[torch.Tensor, ...] | None:
         """What the last forward passed to :meth:`remember` (None in eval mode or after a copy)."""
         return self._last_forward.tensors
+
+    def last_record(self) -> _LastForward:
+        """The record :meth:`remember` made in the last forward (opaque; for :meth:`replay`)."""
+        return self._last_forward
+
+    @contextlib.contextmanager
+    def replay(self, record: _LastForward) -> Iterator[None]:
+        """Within the block, :meth:`remembered` (hence :meth:`aux_loss`) reads ``record``:
+        how the layer computes the loss of each forward since ``get_loss()`` was last read."""
+        saved, self._last_forward = self._last_forward, record
+        try:
+            yield
+        finally:
+            self._last_forward = saved
 
     # ------------------------------------------------------------------ the technique
     def forward(
