@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   -- the main job (a cold-start recommender on real MovieLens data)
-#   make test   -- lint, type checks and the test suite (fast kernels, then reference kernels)
+#   make test   -- lint, type checks, the docs build and the test suite (then the kernel tests
+#                  again on the reference kernels)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
