@@ -1,10 +1,11 @@
-"""One lookup row before and after a change, in one process, steps interleaved.
+"""Lookup before and after a change, in one process, steps interleaved.
 
-``benchmarks/lookup.py`` compares each tree against torch in separate runs; a row
-that moves by more than 10% between such runs is settled here: both trees'
-``Embedding`` in one process, the padded dense training step (forward, backward,
-SGD) at V = 1,000,000, D = 128, 65,536 ids with 10% padding, interleaved round by
-round. The figure to read is the median of the per-round ratios after / before.
+``benchmarks/lookup.py`` compares each tree against torch in separate runs; rows
+that move by more than 10% between such runs are settled here: both trees'
+``Embedding`` in one process at V = 1,000,000, D = 128, 65,536 ids, interleaved
+round by round: the forward, the dense forward + backward, the padded (10%) dense
+training step with SGD, and 100 forwards of 16 ids (the per-call Python cost).
+The figure to read is the median of the per-round ratios after / before.
 
 Run (the older tree checked out with ``git worktree``)::
 
@@ -49,30 +50,50 @@ def main() -> None:
     ids = torch.randint(0, V, (N,), generator=gen)
     ids[torch.rand(N, generator=gen) < 0.1] = 0
     grad = torch.randn(N, D, generator=gen)
-    steps = {}
+    small = torch.randint(0, V, (16,), generator=gen)
+    layers = {}
     for name, src in (("before", args.before), ("after", args.after)):
         layer = _load(src)(V, D, padding_idx=0)
-        steps[name] = (layer, torch.optim.SGD(layer.parameters(), lr=1e-3))
+        layers[name] = (layer, torch.optim.SGD(layer.parameters(), lr=1e-3))
 
-    def step(layer: Any, opt: torch.optim.Optimizer) -> float:
+    def forward(layer: Any, opt: torch.optim.Optimizer) -> None:
+        with torch.no_grad():
+            layer(ids)
+
+    def fwd_bwd(layer: Any, opt: torch.optim.Optimizer) -> None:
+        layer.weight.grad = None
+        layer(ids).backward(grad)
+
+    def train_step(layer: Any, opt: torch.optim.Optimizer) -> None:
         opt.zero_grad(set_to_none=True)
-        start = time.perf_counter()
         layer(ids).backward(grad)
         opt.step()
-        return time.perf_counter() - start
 
-    for name in steps:
-        step(*steps[name])
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name in steps:
-            times[name].append(step(*steps[name]))
-    before, after = (statistics.median(times[n]) * 1e3 for n in ("before", "after"))
-    paired = statistics.median(a / b for b, a in zip(times["before"], times["after"]))
-    print(
-        f"padding_idx dense train step (SGD): before {before:.1f} ms, after {after:.1f} ms, "
-        f"after / before {paired:.2f} (median of {args.rounds} paired rounds)"
-    )
+    def tiny(layer: Any, opt: torch.optim.Optimizer) -> None:
+        with torch.no_grad():
+            for _ in range(100):
+                layer(small)
+
+    cases = {
+        "forward": forward,
+        "fwd+bwd dense": fwd_bwd,
+        "padding_idx dense train step (SGD)": train_step,
+        "100 forwards of 16 ids": tiny,
+    }
+    print("| case | before ms | after ms | after / before (median of paired rounds) |")
+    print("|---|---:|---:|---:|")
+    for case, fn in cases.items():
+        times: dict[str, list[float]] = {name: [] for name in layers}
+        for name in layers:
+            fn(*layers[name])  # warm-up
+        for _ in range(args.rounds):
+            for name in layers:
+                start = time.perf_counter()
+                fn(*layers[name])
+                times[name].append(time.perf_counter() - start)
+        before, after = (statistics.median(times[n]) * 1e3 for n in ("before", "after"))
+        paired = statistics.median(a / b for b, a in zip(times["before"], times["after"]))
+        print(f"| {case} | {before:.2f} | {after:.2f} | {paired:.2f} |")
 
 
 if __name__ == "__main__":
