@@ -1,4 +1,4 @@
-"""Tests for synthembed.layers.embedding: Embedding and pool_bags."""
+"""Tests for synthembed.layers.embedding: Embedding (pooling itself: test_embedding_bags.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from torch import nn
 from synthembed._kernels import use_kernels
 from synthembed.errors import ConfigError, InvalidIndexError, NonFiniteError, ShapeError
 from synthembed.io import save_weights
-from synthembed.layers.embedding import Embedding, pool_bags
+from synthembed.layers.embedding import Embedding
 from synthembed.vocab import Vocabulary
 
 
@@ -359,16 +359,6 @@ def test_pooling_errors() -> None:
         Embedding(10, 3, mode="max")(ids, per_sample_weights=torch.ones(1, 2))
     with pytest.raises(ConfigError, match="has mode=None"):
         Embedding(10, 3)(ids, mask=torch.ones(1, 2, dtype=torch.bool))
-
-
-def test_pool_bags_function_directly() -> None:
-    v = torch.tensor([[[1.0, -1.0], [3.0, 5.0]]])  # (1, 2, 2)
-    assert pool_bags(v, "sum", None, None).tolist() == [[4.0, 4.0]]
-    assert pool_bags(v, "mean", None, None).tolist() == [[2.0, 2.0]]
-    assert pool_bags(v, "max", None, None).tolist() == [[3.0, 5.0]]
-    valid = torch.tensor([[True, False]])
-    assert pool_bags(v, "max", None, valid).tolist() == [[1.0, -1.0]]
-    assert pool_bags(v, "mean", torch.tensor([[2.0, 1.0]]), valid).tolist() == [[2.0, -2.0]]
 
 
 # ---------------------------------------------------------------- vocabulary binding

@@ -26,6 +26,14 @@ The API:
 - ``column_sums(x)``: ``x.sum(0)``.
 - ``unique_ids(flat)``, ``expand_rows(src, inverse, pool)``, ``segment_sum(grad, inverse,
   rows)``: distinct ids with their inverse, and the copy back (with its gradient).
+- ``sgd_rows``, ``adagrad_rows``, ``rowwise_adagrad_rows``, ``adamw_rows``: the row
+  updates of :mod:`synthembed.optim` (distinct rows, summed gradients, in place).
+- ``fused_lookup(weight, ids, update, *, padding_idx, scale_grad_by_freq)``:
+  ``weight[ids]`` whose backward deduplicates the ids, sums their gradient rows and
+  calls ``update(rows, grad)`` instead of producing a gradient (fused optimizers).
+  ``fused_bag(weight, ids, mode, update, *, per_sample_weights, ...)``: the same for
+  ``(B, L)`` bags pooled by sum or mean. Twins in :mod:`.fused_reference` and
+  :mod:`.fused_fast`.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from typing import Any, Literal
 
 import torch
 
-from synthembed._kernels import fast, reference
+from synthembed._kernels import fast, fused_fast, fused_reference, reference
 from synthembed._kernels.alloc import POOL_MIN_ELEMENTS, BufferPool
 from synthembed._kernels.threads import one_thread
 from synthembed.errors import ConfigError
@@ -49,20 +57,27 @@ __all__ = [
     "POOL_MIN_ELEMENTS",
     "BufferPool",
     "KernelSet",
+    "RowUpdate",
+    "adagrad_rows",
+    "adamw_rows",
     "assert_in_range",
     "bag",
     "column_sums",
     "empty",
     "expand_rows",
     "functorch_active",
+    "fused_bag",
+    "fused_lookup",
     "get_kernels",
     "id_range",
     "index_add_rows",
     "lookup",
     "one_thread",
     "renorm_rows",
+    "rowwise_adagrad_rows",
     "segment_sum",
     "set_kernels",
+    "sgd_rows",
     "tensor_version",
     "tracing",
     "unique_ids",
@@ -72,6 +87,8 @@ __all__ = [
 KernelSet = Literal["fast", "reference"]
 KERNEL_SETS: tuple[str, ...] = ("fast", "reference")
 _SETS: dict[str, ModuleType] = {"fast": fast, "reference": reference}
+_FUSED_SETS: dict[str, ModuleType] = {"fast": fused_fast, "reference": fused_reference}
+RowUpdate = fused_reference.RowUpdate
 _ENV = "SYNTHEMBED_KERNELS"
 
 
@@ -287,4 +304,123 @@ def expand_rows(
 def segment_sum(grad: torch.Tensor, inverse: torch.Tensor, rows: int) -> torch.Tensor:
     """``out[inverse[i]] += grad[i]``: ``(N, D)`` -> ``(rows, D)``."""
     out: torch.Tensor = _impl().segment_sum(grad, inverse, rows)
+    return out
+
+
+def _fused() -> ModuleType:
+    return _FUSED_SETS[get_kernels()]
+
+
+def sgd_rows(
+    weight: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor, *, lr: float, weight_decay: float
+) -> None:
+    """``w_r -= lr * (g_r + weight_decay * w_r)`` for distinct ``rows``, in place."""
+    _fused().sgd_rows(weight, rows, grad, lr=lr, weight_decay=weight_decay)
+
+
+def adagrad_rows(
+    weight: torch.Tensor,
+    total: torch.Tensor,
+    rows: torch.Tensor,
+    grad: torch.Tensor,
+    *,
+    lr: float,
+    weight_decay: float,
+    eps: float,
+) -> None:
+    """Adagrad (one accumulator ``total`` per value) on distinct ``rows``, in place."""
+    _fused().adagrad_rows(weight, total, rows, grad, lr=lr, weight_decay=weight_decay, eps=eps)
+
+
+def rowwise_adagrad_rows(
+    weight: torch.Tensor,
+    total: torch.Tensor,
+    rows: torch.Tensor,
+    grad: torch.Tensor,
+    *,
+    lr: float,
+    weight_decay: float,
+    eps: float,
+) -> None:
+    """Row-wise Adagrad (one accumulator ``total`` per row) on distinct ``rows``, in place."""
+    _fused().rowwise_adagrad_rows(
+        weight, total, rows, grad, lr=lr, weight_decay=weight_decay, eps=eps
+    )
+
+
+def adamw_rows(
+    weight: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    last_step: torch.Tensor,
+    rows: torch.Tensor,
+    grad: torch.Tensor,
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    lazy_correction: bool,
+) -> None:
+    """Lazy AdamW with decoupled weight decay on distinct ``rows``, in place."""
+    _fused().adamw_rows(
+        weight,
+        exp_avg,
+        exp_avg_sq,
+        last_step,
+        rows,
+        grad,
+        step=step,
+        lr=lr,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+        lazy_correction=lazy_correction,
+    )
+
+
+def fused_lookup(
+    weight: torch.Tensor,
+    ids: torch.Tensor,
+    update: RowUpdate,
+    *,
+    padding_idx: int | None = None,
+    scale_grad_by_freq: bool = False,
+) -> torch.Tensor:
+    """``weight[ids]``: ``(*)`` -> ``(*, D)``, whose backward gives ``weight`` no gradient:
+    it deduplicates the ids (``padding_idx`` left out), sums their gradient rows
+    (divided by each id's count with ``scale_grad_by_freq``) and calls
+    ``update(rows, grad)`` once with the distinct sorted rows ``(U,)`` and the sums
+    ``(U, D)``, under ``torch.no_grad()``."""
+    out: torch.Tensor = _fused().fused_lookup(
+        weight, ids, update, padding_idx=padding_idx, scale_grad_by_freq=scale_grad_by_freq
+    )
+    return out
+
+
+def fused_bag(
+    weight: torch.Tensor,
+    ids: torch.Tensor,
+    mode: str,
+    update: RowUpdate,
+    *,
+    per_sample_weights: torch.Tensor | None = None,
+    padding_idx: int | None = None,
+    scale_grad_by_freq: bool = False,
+) -> torch.Tensor:
+    """Pool ``(B, L)`` bags into ``(B, D)`` (``mode`` ``"sum"`` or ``"mean"``, padding left
+    out, as ``nn.EmbeddingBag``); backward updates the rows through ``update`` as
+    :func:`fused_lookup` does and passes ``per_sample_weights`` their gradient."""
+    out: torch.Tensor = _fused().fused_bag(
+        weight,
+        ids,
+        mode,
+        update,
+        per_sample_weights=per_sample_weights,
+        padding_idx=padding_idx,
+        scale_grad_by_freq=scale_grad_by_freq,
+    )
     return out

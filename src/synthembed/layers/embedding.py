@@ -23,6 +23,10 @@ from synthembed._validation import (
 )
 from synthembed.errors import ConfigError, NonFiniteError, ShapeError
 from synthembed.io import register_savable
+from synthembed.layers.embedding_bags import PoolingMode, check_bag_inputs, pool_bags
+from synthembed.optim.fused import FUSED_OPTIMIZER, FusedRows, check_fused_optimizer
+from synthembed.optim.growth import grow_parameter
+from synthembed.optim.sparse import SparseRowOptimizer
 from synthembed.vectors import align, load_vectors
 from synthembed.vocab import VOCABULARY, Vocabulary
 
@@ -35,7 +39,6 @@ __all__ = [
     "pool_bags",
 ]
 
-PoolingMode = Literal["sum", "mean", "max"]
 _MODES = ("sum", "mean", "max")
 GradAccumulation = Literal["torch", "float32"]
 _ACCUMULATIONS = ("torch", "float32")
@@ -53,43 +56,6 @@ class PaddingIdxError(ConfigError, AssertionError):
 class TableShapeError(ShapeError, AssertionError):
     """A table that is not ``(num_embeddings, embedding_dim)`` (``_weight``) or not 2-d
     (``from_pretrained``); also an ``AssertionError``, as ``torch.nn.Embedding`` raises."""
-
-
-def pool_bags(
-    vectors: torch.Tensor,
-    mode: PoolingMode,
-    weights: torch.Tensor | None,
-    valid: torch.Tensor | None,
-) -> torch.Tensor:
-    """Pool ``(*, L, D)`` vectors over the bag dimension ``L`` into ``(*, D)``.
-
-    Args:
-        vectors: the looked-up rows.
-        mode: ``"sum"``, ``"mean"`` (over valid entries) or ``"max"``.
-        weights: optional ``(*, L)`` per-entry weights (sum and mean).
-        valid: optional ``(*, L)`` bool mask of entries that count. Bags with no
-            valid entry pool to zeros, as ``nn.EmbeddingBag`` does.
-    """
-    if mode == "max":
-        if valid is None:
-            return vectors.amax(dim=-2) if vectors.shape[-2] else vectors.sum(dim=-2)
-        filled = vectors.masked_fill(~valid.unsqueeze(-1), float("-inf"))
-        out = filled.amax(dim=-2) if vectors.shape[-2] else vectors.sum(dim=-2)
-        return torch.where(valid.any(dim=-1, keepdim=True), out, torch.zeros_like(out))
-    w = weights
-    if valid is not None:
-        v = valid.to(vectors.dtype)
-        w = v if w is None else w * v
-    summed = vectors.sum(dim=-2) if w is None else (vectors * w.unsqueeze(-1)).sum(dim=-2)
-    if mode == "sum":
-        return summed
-    if valid is None:
-        count = torch.full(
-            summed.shape[:-1], vectors.shape[-2], dtype=vectors.dtype, device=vectors.device
-        )
-    else:
-        count = valid.sum(dim=-1).to(vectors.dtype)
-    return summed / count.clamp(min=1).unsqueeze(-1)
 
 
 def _weight_from_safetensors(path: str) -> torch.Tensor:
@@ -142,6 +108,10 @@ class Embedding(Configurable, nn.Embedding):
       Values and gradients (dense and sparse, every dtype, int32 or int64 ids)
       are those of ``nn.Embedding``, bit for bit, unless
       ``grad_accumulation="float32"`` is asked for.
+    - ``fused_optimizer=synthembed.optim.RowWiseAdagrad(lr=0.01)`` (or ``SparseSGD``,
+      ``SparseAdagrad``, ``SparseAdamW``, built without parameters) fuses the
+      optimizer into backward: the rows a batch reached are updated in place and
+      ``weight.grad`` stays None (:mod:`synthembed.optim.fused`).
 
     Args:
         num_embeddings: number of rows; defaults to ``len(vocab)`` when a vocabulary is bound.
@@ -165,6 +135,10 @@ class Embedding(Configurable, nn.Embedding):
             sums in float32 and rounds once (more accurate: for 5,000 ids into 10
             bfloat16 rows the largest error against float64 falls from 2.4 to 0.1).
             float32/float64 tables and sparse gradients are the same either way.
+        fused_optimizer: an optimizer of :mod:`synthembed.optim` built without
+            parameters; each backward then updates the table's rows itself (one step
+            per backward), with its state in the layer's ``state_dict`` (``fused.*``).
+            Not with ``sparse=True`` or soft lookups (float input).
 
     Raises:
         PaddingIdxError: ``padding_idx`` out of range (a ``ConfigError`` and an
@@ -199,6 +173,7 @@ class Embedding(Configurable, nn.Embedding):
         Option("check_finite"),
         Option("check_ids"),
         Option("grad_accumulation"),
+        Option("fused_optimizer", codec=FUSED_OPTIMIZER),
         Option("frozen", arg="_freeze", get=lambda m: not m.weight.requires_grad, show=False),
         Option("dtype", get=lambda m: m.weight.dtype, codec=DTYPE, show=False),
         Option("vocab", codec=VOCABULARY),
@@ -225,8 +200,15 @@ class Embedding(Configurable, nn.Embedding):
         check_finite: bool = False,
         check_ids: bool = True,
         grad_accumulation: GradAccumulation = "torch",
+        fused_optimizer: SparseRowOptimizer | None = None,
     ) -> None:
         owner = type(self).__name__
+        spec = check_fused_optimizer(owner, fused_optimizer)
+        if spec is not None and sparse:
+            raise ConfigError(
+                f"{owner} takes sparse=True or fused_optimizer, not both: a fused table "
+                "produces no gradient at all. Drop sparse=True."
+            )
         if vocab is not None and not isinstance(vocab, Vocabulary):
             raise ConfigError(f"vocab must be a synthembed.Vocabulary; got {type(vocab).__name__}.")
         if num_embeddings is None:
@@ -294,6 +276,8 @@ class Embedding(Configurable, nn.Embedding):
             self.reset_parameters()
         else:
             self.weight = nn.Parameter(_weight, requires_grad=not _freeze)
+        self.fused_optimizer = spec
+        self.fused = None if spec is None else FusedRows(spec, self.weight)
 
     def reset_parameters(self) -> None:
         """Draw rows from N(0, 1) and zero the padding row, as torch.nn.Embedding does.
@@ -392,7 +376,19 @@ class Embedding(Configurable, nn.Embedding):
         # check_finite reads values: eager only (a compiled or exported graph cannot).
         return self.check_finite and not _kernels.tracing()
 
+    def _fusing(self) -> bool:
+        return self.fused is not None and self.weight.requires_grad and torch.is_grad_enabled()
+
     def _lookup(self, ids: torch.Tensor, max_norm: float | None = None) -> torch.Tensor:
+        if self.fused is not None and self._fusing():
+            if max_norm is not None:
+                _kernels.renorm_rows(self.weight, ids, max_norm, self.norm_type)
+            return self.fused.lookup(
+                self.weight,
+                ids,
+                padding_idx=self.padding_idx,
+                scale_grad_by_freq=self.scale_grad_by_freq,
+            )
         return _kernels.lookup(
             self.weight,
             ids,
@@ -413,31 +409,8 @@ class Embedding(Configurable, nn.Embedding):
         per_sample_weights: torch.Tensor | None,
     ) -> torch.Tensor:
         mode = cast(PoolingMode, self.mode)
-        if ids.dim() == 0:
-            raise ShapeError(
-                f"mode={mode!r} pools over the last dimension; got a 0-d id. "
-                "Pass ids of shape (*, L)."
-            )
-        for name, t in (("mask", mask), ("per_sample_weights", per_sample_weights)):
-            if t is not None and not isinstance(t, torch.Tensor):
-                raise ShapeError(f"{name} must be a torch.Tensor; got {type(t).__name__}.")
-            if t is not None and tuple(t.shape) != tuple(ids.shape):
-                raise ShapeError(
-                    f"{name} must have the ids' shape {tuple(ids.shape)}; got {tuple(t.shape)}."
-                )
-        if mask is not None and mask.dtype != torch.bool:
-            raise ShapeError(f"mask must be a bool tensor; got dtype {mask.dtype}.")
+        per_sample_weights = check_bag_inputs(ids, mode, mask, per_sample_weights)
         if per_sample_weights is not None:
-            if mode == "max":
-                raise ConfigError(
-                    "per_sample_weights apply to mode='sum' or 'mean', not 'max'. "
-                    "Use mode='sum' for weighted bags."
-                )
-            if not per_sample_weights.is_floating_point():
-                raise ShapeError(
-                    f"per_sample_weights must be floating point; got dtype {per_sample_weights.dtype}."
-                )
-            check_finite(per_sample_weights, "per_sample_weights")
             per_sample_weights = per_sample_weights.to(self.weight.dtype)
         if self.max_norm is not None:
             _kernels.renorm_rows(self.weight, ids, self.max_norm, self.norm_type)
@@ -445,10 +418,22 @@ class Embedding(Configurable, nn.Embedding):
         if length == 0:
             return self.weight.new_zeros((*lead, self.embedding_dim))
         use_bag = mask is None and not (mode == "mean" and per_sample_weights is not None)
+        # A fused table pools max bags from its rows (pool_bags' autograd): no fused max kernel.
+        use_bag = use_bag and not (mode == "max" and self._fusing())
         if use_bag:
             # Fast path: torch's fused bag kernel (padding entries excluded, empty bags -> 0).
             flat = ids.reshape(-1, length)  # (B, L)
             psw = None if per_sample_weights is None else per_sample_weights.reshape(-1, length)
+            if self.fused is not None and self._fusing() and mode != "max":
+                out = self.fused.bag(
+                    self.weight,
+                    flat,
+                    mode,
+                    per_sample_weights=psw,
+                    padding_idx=self.padding_idx,
+                    scale_grad_by_freq=self.scale_grad_by_freq,
+                )
+                return out.reshape(*lead, self.embedding_dim)
             out = _kernels.bag(
                 self.weight,
                 flat,
@@ -479,6 +464,11 @@ class Embedding(Configurable, nn.Embedding):
             f"Float input to {owner} (a soft lookup x @ W)",
             "If these are ids, cast them with .long().",
         )
+        if self._fusing():
+            raise ConfigError(
+                f"A soft lookup (float input) needs a dense gradient of the table; this {owner} "
+                "has a fused_optimizer, which takes integer ids only."
+            )
         if not _kernels.tracing():  # values cannot be read in a compiled or exported graph
             check_finite(x, f"Float input to {owner}")
         return torch.matmul(x.to(self.weight.dtype), self.weight)
@@ -539,6 +529,7 @@ class Embedding(Configurable, nn.Embedding):
         copy: bool = False,
         check_ids: bool = True,
         grad_accumulation: GradAccumulation = "torch",
+        fused_optimizer: SparseRowOptimizer | None = None,
         **align_options: Any,
     ) -> Embedding:
         """Build a layer from pretrained vectors.
@@ -563,7 +554,7 @@ class Embedding(Configurable, nn.Embedding):
             copy: copy a tensor into a table of the layer's own (on 2 MiB pages on
                 the CPU, as tables built by the layer are) instead of sharing it.
                 Files and ``Vectors`` are always copied.
-            check_ids, grad_accumulation: as for :class:`Embedding`.
+            check_ids, grad_accumulation, fused_optimizer: as for :class:`Embedding`.
             align_options: passed to :func:`synthembed.vectors.align`.
 
         Raises:
@@ -641,6 +632,7 @@ class Embedding(Configurable, nn.Embedding):
             mode=mode,
             check_ids=check_ids,
             grad_accumulation=grad_accumulation,
+            fused_optimizer=fused_optimizer,
         )
         layer.coverage = coverage
         return layer
@@ -667,7 +659,11 @@ class Embedding(Configurable, nn.Embedding):
             The new ids, a ``(n,)`` long tensor.
 
         Note:
-            The weight becomes a new Parameter: rebuild optimizers that held the old one.
+            The weight stays the same Parameter (its storage grows), so optimizers
+            keep training it; those with per-row state (Adam, Adagrad, ...) need
+            :func:`synthembed.optim.grow_state` before their next step, which raises
+            :class:`~synthembed.optim.StaleStateError` otherwise. A fused optimizer's
+            state grows with the table.
         """
         check_int(type(self).__name__ + ".grow", "n", n, 0)
         if init is not None:
@@ -686,6 +682,8 @@ class Embedding(Configurable, nn.Embedding):
                 table[self.num_embeddings :].copy_(init)
             else:
                 table[self.num_embeddings :].normal_()
-        self.weight = nn.Parameter(table, requires_grad=old.requires_grad)
+        grow_parameter(self.weight, table, f"{type(self).__name__}.weight")
+        if self.fused is not None:
+            self.fused.grow(self.num_embeddings + n)
         start, self.num_embeddings = self.num_embeddings, self.num_embeddings + n
         return torch.arange(start, self.num_embeddings, device=old.device)

@@ -116,8 +116,11 @@ def test_grow_returns_new_ids_and_keeps_old_vectors(name: str) -> None:
 
 def test_grow_table_keeps_rows_and_refuses_int8_tables() -> None:
     old = nn.Embedding(4, 3)
+    weight, rows = old.weight, old.weight.detach().clone()
     new = grow_table(old, 2)
-    assert new.weight.shape == (6, 3) and torch.equal(new.weight[:4], old.weight)
+    # In place: the same module and Parameter, so optimizers built before keep training it.
+    assert new is old and new.weight is weight and new.num_embeddings == 6
+    assert new.weight.shape == (6, 3) and torch.equal(new.weight[:4], rows)
     with pytest.raises(ConfigError, match=r"Cannot grow an int8-quantized table"):
         grow_table(nn.Linear(3, 3), 2)
 
@@ -229,7 +232,8 @@ def test_check_finite_survives_save_and_load(name: str, tmp_path: Any) -> None:
 
 
 def test_compressed_bases_keep_their_config_keys() -> None:
-    # The JSON each base writes is what it wrote before config_options (saved files load).
+    # The JSON each base writes is what it wrote before config_options (saved files load),
+    # plus "fused_optimizer" on the bases with tables (absent in older files: None).
     common = {
         "num_embeddings",
         "embedding_dim",
@@ -260,5 +264,6 @@ def test_compressed_bases_keep_their_config_keys() -> None:
         },
     }
     for cls, keys in extra.items():
-        assert set(cls(20, 4).get_config()) == common | keys
+        assert set(cls(20, 4).get_config()) == common | keys | {"fused_optimizer"}
+        assert cls(20, 4).get_config()["fused_optimizer"] is None
     assert "padding_idx=3" in repr(HashEmbedding(20, 4, 3))

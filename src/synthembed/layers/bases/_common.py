@@ -21,8 +21,24 @@ from synthembed._validation import (
 )
 from synthembed.errors import ConfigError
 from synthembed.layers.quantized import QuantizedEmbedding, quantize_tables
+from synthembed.optim.fused import FUSED_OPTIMIZER, FusedRows, check_fused_optimizer
+from synthembed.optim.growth import grow_parameter
+from synthembed.optim.sparse import SparseRowOptimizer
 
-__all__ = ["HEAD_OPTIONS", "TAIL_OPTIONS", "CompressedBase", "grow_table", "make_table", "normal_"]
+__all__ = [
+    "FUSED_OPTION",
+    "HEAD_OPTIONS",
+    "TAIL_OPTIONS",
+    "CompressedBase",
+    "FusedTable",
+    "check_fused",
+    "grow_table",
+    "make_table",
+    "normal_",
+]
+
+#: The ``fused_optimizer`` option of the bases with tables.
+FUSED_OPTION = Option("fused_optimizer", codec=FUSED_OPTIMIZER)
 
 
 def normal_(weight: torch.Tensor, std: float) -> None:
@@ -31,28 +47,79 @@ def normal_(weight: torch.Tensor, std: float) -> None:
         weight.normal_(0.0, std)
 
 
-def make_table(rows: int, cols: int, sparse: bool, device: Any, dtype: Any) -> nn.Embedding:
-    """A ``(rows, cols)`` :class:`torch.nn.Embedding` table (initialised by the caller)."""
+class FusedTable(nn.Embedding):
+    """A base's table whose optimizer runs inside backward: the rows a batch reached are
+    updated in place, ``weight.grad`` stays None (:mod:`synthembed.optim.fused`); the
+    optimizer state is saved with the layer (``<table>.fused.*``)."""
+
+    def __init__(
+        self, rows: int, cols: int, spec: SparseRowOptimizer, device: Any, dtype: Any
+    ) -> None:
+        super().__init__(rows, cols, device=device, dtype=dtype)
+        self.fused = FusedRows(spec, self.weight)
+
+    def fusing(self) -> bool:
+        """Whether a lookup now records the fused update (a trainable table, grad enabled)."""
+        return self.weight.requires_grad and torch.is_grad_enabled()
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.fusing():
+            return self.fused.lookup(self.weight, input)
+        return super().forward(input)
+
+
+def check_fused(owner: str, fused_optimizer: Any, sparse: bool) -> SparseRowOptimizer | None:
+    """The checked ``fused_optimizer`` of a base (None when not given).
+
+    Raises:
+        ConfigError: not an unbound optimizer of :mod:`synthembed.optim`, or with ``sparse``.
+    """
+    spec = check_fused_optimizer(owner, fused_optimizer)
+    if spec is not None and sparse:
+        raise ConfigError(
+            f"{owner} takes sparse=True or fused_optimizer, not both: fused tables produce "
+            "no gradient at all. Drop sparse=True."
+        )
+    return spec
+
+
+def make_table(
+    rows: int,
+    cols: int,
+    sparse: bool,
+    device: Any,
+    dtype: Any,
+    fused: SparseRowOptimizer | None = None,
+) -> nn.Embedding:
+    """A ``(rows, cols)`` table (initialised by the caller): a :class:`torch.nn.Embedding`,
+    or a :class:`FusedTable` when ``fused`` gives an optimizer."""
+    if fused is not None:
+        return FusedTable(rows, cols, fused, device, dtype)
     return nn.Embedding(rows, cols, sparse=sparse, device=device, dtype=dtype)
 
 
-def grow_table(old: nn.Module, n: int) -> nn.Embedding:
-    """A new nn.Embedding with ``n`` more rows (N(0, 1)), the old rows copied."""
+def grow_table(old: nn.Module, n: int, name: str = "table") -> nn.Embedding:
+    """Append ``n`` rows (N(0, 1)) to a table in place and return it.
+
+    The weight stays the same Parameter (optimizers keep training it; see
+    :mod:`synthembed.optim.growth`); a fused table's optimizer state grows too.
+    ``name`` names the parameter in a stale-optimizer-state error.
+    """
     if not isinstance(old, nn.Embedding):
         raise ConfigError(
             "Cannot grow an int8-quantized table; grow the float layer, then quantize again."
         )
-    new = nn.Embedding(
-        old.num_embeddings + n,
-        old.embedding_dim,
-        sparse=old.sparse,
-        device=old.weight.device,
-        dtype=old.weight.dtype,
-    )
+    weight = old.weight
+    rows = old.num_embeddings + n
+    table = torch.empty(rows, old.embedding_dim, device=weight.device, dtype=weight.dtype)
     with torch.no_grad():
-        new.weight[: old.num_embeddings].copy_(old.weight)
-    new.weight.requires_grad_(old.weight.requires_grad)
-    return new
+        table[: old.num_embeddings].copy_(weight)
+        table[old.num_embeddings :].normal_()
+    grow_parameter(weight, table, f"{name}.weight")
+    old.num_embeddings = rows
+    if isinstance(old, FusedTable):
+        old.fused.grow(rows)
+    return old
 
 
 def _dtype_of(module: nn.Module) -> torch.dtype:

@@ -51,6 +51,8 @@ class DHEEmbedding(CompressedBase):
         seed: selects the hash functions.
         check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
             NaN or infinity in an output, naming the layer and the ids.
+        fused_optimizer: not supported (a :class:`~synthembed.errors.ConfigError`):
+            this base has no table; its parameters are the MLP's.
 
     Shape:
         ``(*)`` long ids -> ``(*, embedding_dim)``.
@@ -88,8 +90,15 @@ class DHEEmbedding(CompressedBase):
         check_finite: bool = False,
         device: Any = None,
         dtype: torch.dtype | None = None,
+        fused_optimizer: Any = None,
     ) -> None:
         owner = type(self).__name__
+        if fused_optimizer is not None:
+            raise ConfigError(
+                f"{owner} (base 'dhe') has no table to fuse an optimizer into: its "
+                "parameters are an MLP's. Drop fused_optimizer= and train it with a torch.optim "
+                "optimizer, or use a table base ('full', 'hash', 'qr', 'lowrank', 'mixed')."
+            )
         padding_idx = self._check_common(num_embeddings, embedding_dim, padding_idx)
         check_int(owner, "num_hashes", num_hashes, 1)
         check_int(owner, "hash_range", hash_range, 2)

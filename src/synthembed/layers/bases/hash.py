@@ -18,9 +18,12 @@ from synthembed._validation import check_float, check_int
 from synthembed.errors import ConfigError
 from synthembed.io import register_savable
 from synthembed.layers.bases._common import (
+    FUSED_OPTION,
     HEAD_OPTIONS,
     TAIL_OPTIONS,
     CompressedBase,
+    FusedTable,
+    check_fused,
     grow_table,
     make_table,
     normal_,
@@ -64,6 +67,9 @@ class HashEmbedding(CompressedBase):
             ``torch.nn.Embedding``).
         check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
             NaN or infinity in an output, naming the layer and the ids.
+        fused_optimizer: an optimizer of :mod:`synthembed.optim` built without
+            parameters (e.g. ``synthembed.optim.RowWiseAdagrad(lr=0.01)``): the pool and importance tables then
+            update their rows inside backward, with no gradient (not with ``sparse``).
 
     Shape:
         ``(*)`` long ids -> ``(*, embedding_dim)``.
@@ -83,6 +89,7 @@ class HashEmbedding(CompressedBase):
         Option("seed"),
         Option("sparse"),
         Option("init_std"),
+        FUSED_OPTION,
         *TAIL_OPTIONS,
     )
 
@@ -101,9 +108,11 @@ class HashEmbedding(CompressedBase):
         check_finite: bool = False,
         device: Any = None,
         dtype: torch.dtype | None = None,
+        fused_optimizer: Any = None,
     ) -> None:
         owner = type(self).__name__
         padding_idx = self._check_common(num_embeddings, embedding_dim, padding_idx)
+        spec = check_fused(owner, fused_optimizer, sparse)
         check_int(owner, "num_hashes", num_hashes, 1)
         if num_buckets is None:
             num_buckets = max(num_hashes, math.ceil(num_embeddings / 16))
@@ -127,8 +136,9 @@ class HashEmbedding(CompressedBase):
         self.init_std = float(init_std)
         self._salts = salts(self.seed, self.num_hashes + 1)  # the last one hashes importance rows
         rows = num_embeddings if num_weights is None else int(num_weights)
-        self.pool = make_table(self.num_buckets, embedding_dim, self.sparse, device, dtype)
-        self.importance = make_table(rows, self.num_hashes, self.sparse, device, dtype)
+        self.fused_optimizer = spec
+        self.pool = make_table(self.num_buckets, embedding_dim, self.sparse, device, dtype, spec)
+        self.importance = make_table(rows, self.num_hashes, self.sparse, device, dtype, spec)
         self.reset_parameters()
 
     @property
@@ -173,7 +183,15 @@ class HashEmbedding(CompressedBase):
         ids = self._prepare(input)
         h = self.buckets(ids)  # (*, k)
         p = self.importance(self.weight_rows(ids))  # (*, k)
-        if isinstance(self.pool, nn.Embedding):
+        if isinstance(self.pool, FusedTable) and self.pool.fusing():
+            # The optimizer fused into backward: the same weighted bag, rows updated in place.
+            out = self.pool.fused.bag(
+                self.pool.weight,
+                h.reshape(-1, self.num_hashes),
+                "sum",
+                per_sample_weights=p.reshape(-1, self.num_hashes).to(self.pool.weight.dtype),
+            ).reshape(*ids.shape, self.embedding_dim)
+        elif isinstance(self.pool, nn.Embedding):
             # Fused: one weighted bag of k pool rows per id (public torch; the int8 branch
             # below is its plain twin).
             # TODO(kernels): route through synthembed._kernels.bag (its reference set is this
@@ -194,10 +212,11 @@ class HashEmbedding(CompressedBase):
         """Make room for ``n`` more ids and return them, a ``(n,)`` long tensor.
 
         The pool is shared and keeps its size; with per-id importance weights
-        the importance table gains ``n`` rows. Rebuild optimizers afterwards.
+        the importance table gains ``n`` rows in place (same Parameter; optimizers
+        with per-row state need :func:`synthembed.optim.grow_state`).
         """
         check_int(type(self).__name__ + ".grow", "n", n, 0)
         if self.per_id_weights:
-            self.importance = grow_table(self.importance, n)
+            self.importance = grow_table(self.importance, n, f"{type(self).__name__}.importance")
         start, self.num_embeddings = self.num_embeddings, self.num_embeddings + n
         return torch.arange(start, self.num_embeddings, device=self._device())

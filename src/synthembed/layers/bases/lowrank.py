@@ -15,9 +15,11 @@ from synthembed._config import Option
 from synthembed._validation import check_float, check_int
 from synthembed.io import register_savable
 from synthembed.layers.bases._common import (
+    FUSED_OPTION,
     HEAD_OPTIONS,
     TAIL_OPTIONS,
     CompressedBase,
+    check_fused,
     grow_table,
     make_table,
     normal_,
@@ -40,6 +42,10 @@ class LowRankEmbedding(CompressedBase):
         padding_idx: id whose output is zero and receives no gradient.
         rank: r (``1 <= r <= D``); default ``max(1, D // 8)``.
         sparse: sparse gradients for ``A``.
+        fused_optimizer: an optimizer of :mod:`synthembed.optim` built without
+            parameters (e.g. ``synthembed.optim.RowWiseAdagrad(lr=0.01)``): the rows of ``A`` then
+            update their rows inside backward, with no gradient (not with ``sparse``); ``B``
+            stays with the model's optimizer.
         init_std: standard deviation of outputs at initialisation.
         check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
             NaN or infinity in an output, naming the layer and the ids.
@@ -58,6 +64,7 @@ class LowRankEmbedding(CompressedBase):
         Option("rank"),
         Option("sparse"),
         Option("init_std"),
+        FUSED_OPTION,
         *TAIL_OPTIONS,
     )
 
@@ -73,9 +80,11 @@ class LowRankEmbedding(CompressedBase):
         check_finite: bool = False,
         device: Any = None,
         dtype: torch.dtype | None = None,
+        fused_optimizer: Any = None,
     ) -> None:
         owner = type(self).__name__
         padding_idx = self._check_common(num_embeddings, embedding_dim, padding_idx)
+        spec = check_fused(owner, fused_optimizer, sparse)
         if rank is None:
             rank = max(1, embedding_dim // 8)
         check_int(owner, "rank", rank, 1, embedding_dim)
@@ -85,7 +94,8 @@ class LowRankEmbedding(CompressedBase):
         self.rank = int(rank)
         self.sparse = bool(sparse)
         self.init_std = float(init_std)
-        self.factor = make_table(num_embeddings, self.rank, self.sparse, device, dtype)
+        self.fused_optimizer = spec
+        self.factor = make_table(num_embeddings, self.rank, self.sparse, device, dtype, spec)
         self.projection = nn.Linear(
             self.rank, embedding_dim, bias=False, device=device, dtype=dtype
         )
@@ -112,8 +122,9 @@ class LowRankEmbedding(CompressedBase):
         return self._finish(self.projection(self.factor(ids)), ids)
 
     def grow(self, n: int) -> torch.Tensor:
-        """Append ``n`` rows to ``A`` (N(0, 1)) and return the new ids. Rebuild optimizers."""
+        """Append ``n`` rows to ``A`` (N(0, 1)) in place and return the new ids (optimizers
+        with per-row state need :func:`synthembed.optim.grow_state`)."""
         check_int(type(self).__name__ + ".grow", "n", n, 0)
-        self.factor = grow_table(self.factor, n)
+        self.factor = grow_table(self.factor, n, f"{type(self).__name__}.factor")
         start, self.num_embeddings = self.num_embeddings, self.num_embeddings + n
         return torch.arange(start, self.num_embeddings, device=self.projection.weight.device)

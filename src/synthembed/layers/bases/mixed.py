@@ -19,9 +19,11 @@ from synthembed._validation import check_float, check_int
 from synthembed.errors import ConfigError, ShapeError
 from synthembed.io import register_savable
 from synthembed.layers.bases._common import (
+    FUSED_OPTION,
     HEAD_OPTIONS,
     TAIL_OPTIONS,
     CompressedBase,
+    check_fused,
     grow_table,
     make_table,
     normal_,
@@ -73,6 +75,10 @@ class MixedDimEmbedding(CompressedBase):
         block_sizes / block_dims: explicit sizes (summing to V) and widths
             (each in ``[1, D]``), overriding the defaults.
         sparse: sparse gradients for the tables.
+        fused_optimizer: an optimizer of :mod:`synthembed.optim` built without
+            parameters (e.g. ``synthembed.optim.RowWiseAdagrad(lr=0.01)``): the tables then
+            update their rows inside backward, with no gradient (not with ``sparse``); the
+            projections stay with the model's optimizer.
         init_std: standard deviation of outputs at initialisation.
         check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
             NaN or infinity in an output, naming the layer and the ids.
@@ -98,6 +104,7 @@ class MixedDimEmbedding(CompressedBase):
         Option("block_dims", get=lambda m: list(m.block_dims)),
         Option("sparse"),
         Option("init_std"),
+        FUSED_OPTION,
         # A reordered layer is rebuilt with a placeholder order; load() restores the buffer.
         Option("reordered", arg="order", show=False),
         *TAIL_OPTIONS,
@@ -120,9 +127,11 @@ class MixedDimEmbedding(CompressedBase):
         check_finite: bool = False,
         device: Any = None,
         dtype: torch.dtype | None = None,
+        fused_optimizer: Any = None,
     ) -> None:
         owner = type(self).__name__
         padding_idx = self._check_common(num_embeddings, embedding_dim, padding_idx)
+        spec = check_fused(owner, fused_optimizer, sparse)
         V, D = num_embeddings, embedding_dim
         check_float(owner, "alpha", alpha, 0.0)
         check_float(owner, "init_std", init_std, 0.0, low_closed=False)
@@ -175,6 +184,7 @@ class MixedDimEmbedding(CompressedBase):
         self.block_sizes: list[int] = list(sizes)
         self.block_dims: list[int] = list(dims)
         self.sparse = bool(sparse)
+        self.fused_optimizer = spec
         self.init_std = float(init_std)
         self.reordered = rank_of is not None
         if rank_of is not None:
@@ -183,7 +193,7 @@ class MixedDimEmbedding(CompressedBase):
             self.rank_of = None
         self.register_buffer("starts", self._starts(), persistent=False)
         self.tables = nn.ModuleList(
-            make_table(s, d, self.sparse, device, dtype) for s, d in zip(sizes, dims)
+            make_table(s, d, self.sparse, device, dtype, spec) for s, d in zip(sizes, dims)
         )
         self.projections = nn.ModuleList(
             nn.Identity() if d == D else nn.Linear(d, D, bias=False, device=device, dtype=dtype)
@@ -241,9 +251,12 @@ class MixedDimEmbedding(CompressedBase):
         return sum(self.block_sizes[:i])
 
     def grow(self, n: int) -> torch.Tensor:
-        """Append ``n`` ids to the last (rarest) block and return them. Rebuild optimizers."""
+        """Append ``n`` ids to the last (rarest) block in place and return them (optimizers
+        with per-row state need :func:`synthembed.optim.grow_state`)."""
         check_int(type(self).__name__ + ".grow", "n", n, 0)
-        self.tables[-1] = grow_table(self.tables[-1], n)
+        self.tables[-1] = grow_table(
+            self.tables[-1], n, f"{type(self).__name__}.tables[{len(self.tables) - 1}]"
+        )
         self.block_sizes[-1] += n
         start, self.num_embeddings = self.num_embeddings, self.num_embeddings + n
         device = self.starts.device

@@ -19,9 +19,11 @@ from synthembed._validation import check_choice, check_float, check_int
 from synthembed.errors import ConfigError
 from synthembed.io import register_savable
 from synthembed.layers.bases._common import (
+    FUSED_OPTION,
     HEAD_OPTIONS,
     TAIL_OPTIONS,
     CompressedBase,
+    check_fused,
     make_table,
     normal_,
 )
@@ -98,6 +100,9 @@ class QREmbedding(CompressedBase):
             about ``D / num_partitions`` columns).
         seed: the hash for ids beyond capacity.
         sparse: sparse gradients for the tables.
+        fused_optimizer: an optimizer of :mod:`synthembed.optim` built without
+            parameters (e.g. ``synthembed.optim.RowWiseAdagrad(lr=0.01)``): the tables then
+            update their rows inside backward, with no gradient (not with ``sparse``).
         init_std: standard deviation of outputs at initialisation.
         check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
             NaN or infinity in an output, naming the layer and the ids.
@@ -123,6 +128,7 @@ class QREmbedding(CompressedBase):
         Option("seed"),
         Option("sparse"),
         Option("init_std"),
+        FUSED_OPTION,
         *TAIL_OPTIONS,
     )
 
@@ -143,9 +149,11 @@ class QREmbedding(CompressedBase):
         check_finite: bool = False,
         device: Any = None,
         dtype: torch.dtype | None = None,
+        fused_optimizer: Any = None,
     ) -> None:
         owner = type(self).__name__
         padding_idx = self._check_common(num_embeddings, embedding_dim, padding_idx)
+        spec = check_fused(owner, fused_optimizer, sparse)
         check_int(owner, "num_collisions", num_collisions, 1, optional=True)
         sizes: list[int] | None = None
         if table_sizes is not None:
@@ -190,6 +198,7 @@ class QREmbedding(CompressedBase):
         self.operation: QROperation = operation
         self.seed = int(seed)
         self.sparse = bool(sparse)
+        self.fused_optimizer = spec
         self.init_std = float(init_std)
         self.capacity = math.prod(self.sizes)
         self._salt = salts(self.seed, 1)[0]
@@ -199,7 +208,8 @@ class QREmbedding(CompressedBase):
         else:
             self.dims = [embedding_dim] * num_partitions
         self.tables = nn.ModuleList(
-            make_table(s, d, self.sparse, device, dtype) for s, d in zip(self.sizes, self.dims)
+            make_table(s, d, self.sparse, device, dtype, spec)
+            for s, d in zip(self.sizes, self.dims)
         )
         self.reset_parameters()
 

@@ -1,4 +1,5 @@
-"""synthembed.optim: row-wise sparse optimizers against hand-computed references."""
+"""synthembed.optim.sparse (and its save/load): row-wise sparse optimizers against hand-computed
+references."""
 
 from __future__ import annotations
 
@@ -353,3 +354,20 @@ def test_load_optimizer_rejects_other_files(tmp_path: Path) -> None:
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(FileFormatError, match=r"bad\.safetensors"):
         load_optimizer(SparseSGD(_table().parameters()), bad)
+
+
+# -- unbound optimizers: specifications of fused tables -----------------------------
+
+
+@pytest.mark.parametrize("cls", [SparseSGD, SparseAdagrad, RowWiseAdagrad, SparseAdamW])
+def test_optimizer_without_parameters_is_a_specification(cls: Any) -> None:
+    spec = cls(lr=0.5)
+    assert spec.unbound and spec.param_groups == [] and spec.defaults["lr"] == 0.5
+    assert repr(spec).startswith(f"{cls.__name__}(lr=0.5")
+    with pytest.raises(ConfigError, match=rf"This {cls.__name__} was built without parameters"):
+        spec.step()
+
+
+def test_optimizer_without_parameters_still_checks_hyperparameters() -> None:
+    with pytest.raises(ConfigError, match="lr"):
+        RowWiseAdagrad(lr=-1.0)

@@ -18,8 +18,13 @@ Shared rules:
 - Hyperparameters are checked before any state exists; the error names the
   value and its valid range.
 - ``state_dict()`` holds only tensors and plain numbers, so
-  :func:`save_optimizer` writes it as safetensors + JSON (no pickle) and
-  :func:`load_optimizer` restores it; training resumes bit-exactly.
+  :func:`~synthembed.optim.save_optimizer` writes it as safetensors + JSON (no
+  pickle) and :func:`~synthembed.optim.load_optimizer` restores it; training
+  resumes bit-exactly.
+- Built without parameters (``RowWiseAdagrad(lr=0.01)``), an optimizer is a
+  *specification* for a fused table (``synthembed.Embedding(...,
+  fused_optimizer=...)``): the table applies its updates inside backward.
+  Such an unbound optimizer has no ``step``.
 
 The optimizers:
 
@@ -34,34 +39,42 @@ The optimizers:
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
+from synthembed import _kernels
 from synthembed._validation import check_float
-from synthembed.errors import ConfigError, FileFormatError
-from synthembed.io import atomic_write, check_readable
+from synthembed.errors import ConfigError
 
-__all__ = [
-    "RowWiseAdagrad",
-    "SparseAdagrad",
-    "SparseAdamW",
-    "SparseSGD",
-    "load_optimizer",
-    "save_optimizer",
-]
-
-_FORMAT = "synthembed.optim/1"
+__all__ = ["RowWiseAdagrad", "SparseAdagrad", "SparseAdamW", "SparseRowOptimizer", "SparseSGD"]
 
 
-class _SparseRowOptimizer(torch.optim.Optimizer):
-    """The shared step loop: check and coalesce each gradient, then update its rows."""
+class SparseRowOptimizer(torch.optim.Optimizer):
+    """The shared step loop: check and coalesce each gradient, then update its rows.
+
+    ``params=None`` builds an unbound optimizer: the specification of a fused
+    table's optimizer (its hyperparameters only; :meth:`step` raises).
+    """
+
+    def __init__(self, params: Iterable[Any] | None, defaults: dict[str, Any]) -> None:
+        self._check_hyperparameters(defaults)
+        self.unbound = params is None
+        if params is None:
+            # torch.optim.Optimizer refuses an empty parameter list: build with a
+            # placeholder tensor, then drop it.
+            super().__init__([torch.zeros(0, requires_grad=True)], defaults)
+            self.param_groups.clear()
+            self.state.clear()
+        else:
+            super().__init__(params, defaults)
+
+    def __repr__(self) -> str:
+        if not getattr(self, "unbound", False):
+            return super().__repr__()
+        hyper = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+        return f"{type(self).__name__}({hyper})"
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         owner = type(self).__name__
@@ -85,6 +98,13 @@ class _SparseRowOptimizer(torch.optim.Optimizer):
         Raises:
             ConfigError: a parameter has a dense gradient.
         """
+        if self.unbound:
+            raise ConfigError(
+                f"This {type(self).__name__} was built without parameters: it specifies a "
+                "fused table's optimizer (synthembed.Embedding(..., fused_optimizer=...)), "
+                "which updates rows inside backward. To step it yourself, build it with "
+                f"parameters: {type(self).__name__}(layer.parameters(), ...)."
+            )
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -126,6 +146,10 @@ class _SparseRowOptimizer(torch.optim.Optimizer):
     def _init_state(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         state["step"] = 0
 
+    def row_fill(self, key: str, group: dict[str, Any]) -> float:
+        """The value of state ``key`` for a row that never trained (rows added by growth)."""
+        return 0.0
+
     def _update(
         self,
         p: torch.Tensor,
@@ -137,7 +161,7 @@ class _SparseRowOptimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
 
-class SparseSGD(_SparseRowOptimizer):
+class SparseSGD(SparseRowOptimizer):
     """Plain SGD on the rows a batch touched.
 
     ``w_r -= lr * (g_r + weight_decay * w_r)`` for each touched row ``r``,
@@ -145,7 +169,8 @@ class SparseSGD(_SparseRowOptimizer):
     ``weight_decay=0`` it equals ``torch.optim.SGD`` on the same sparse gradients.
 
     Args:
-        params: parameters (or parameter groups) with sparse gradients.
+        params: parameters (or parameter groups) with sparse gradients, or None for
+            the specification of a fused table's optimizer (``fused_optimizer=``).
         lr: learning rate, in ``[0, inf)``.
         weight_decay: L2 penalty on touched rows, in ``[0, inf)``.
 
@@ -157,9 +182,8 @@ class SparseSGD(_SparseRowOptimizer):
     """
 
     def __init__(
-        self, params: Iterable[Any], lr: float = 1e-2, *, weight_decay: float = 0.0
+        self, params: Iterable[Any] | None = None, lr: float = 1e-2, *, weight_decay: float = 0.0
     ) -> None:
-        self._check_hyperparameters({"lr": lr, "weight_decay": weight_decay})
         super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
 
     def _update(
@@ -171,12 +195,10 @@ class SparseSGD(_SparseRowOptimizer):
         group: dict[str, Any],
     ) -> None:
         state["step"] += 1
-        if group["weight_decay"] != 0:
-            grad = grad.add(p[rows], alpha=group["weight_decay"])
-        p.index_add_(0, rows, grad, alpha=-group["lr"])
+        _kernels.sgd_rows(p, rows, grad, lr=group["lr"], weight_decay=group["weight_decay"])
 
 
-class SparseAdagrad(_SparseRowOptimizer):
+class SparseAdagrad(SparseRowOptimizer):
     """Adagrad with one accumulator per value, on the rows a batch touched.
 
     For each touched row ``r`` at step ``t`` (counted per parameter, over
@@ -189,7 +211,8 @@ class SparseAdagrad(_SparseRowOptimizer):
     With ``weight_decay=0`` it equals ``torch.optim.Adagrad``'s sparse path.
 
     Args:
-        params: parameters (or parameter groups) with sparse gradients.
+        params: parameters (or parameter groups) with sparse gradients, or None for
+            the specification of a fused table's optimizer (``fused_optimizer=``).
         lr: learning rate, in ``[0, inf)``.
         lr_decay: learning-rate decay per step, in ``[0, inf)``.
         weight_decay: L2 penalty on touched rows, in ``[0, inf)``.
@@ -199,7 +222,7 @@ class SparseAdagrad(_SparseRowOptimizer):
 
     def __init__(
         self,
-        params: Iterable[Any],
+        params: Iterable[Any] | None = None,
         lr: float = 1e-2,
         *,
         lr_decay: float = 0.0,
@@ -214,7 +237,6 @@ class SparseAdagrad(_SparseRowOptimizer):
             "initial_accumulator_value": initial_accumulator_value,
             "eps": eps,
         }
-        self._check_hyperparameters(defaults)
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
@@ -229,6 +251,9 @@ class SparseAdagrad(_SparseRowOptimizer):
             p, group["initial_accumulator_value"], memory_format=torch.preserve_format
         )
 
+    def row_fill(self, key: str, group: dict[str, Any]) -> float:
+        return float(group["initial_accumulator_value"]) if key == "sum" else 0.0
+
     def _update(
         self,
         p: torch.Tensor,
@@ -238,16 +263,19 @@ class SparseAdagrad(_SparseRowOptimizer):
         group: dict[str, Any],
     ) -> None:
         state["step"] += 1
-        if group["weight_decay"] != 0:
-            grad = grad.add(p[rows], alpha=group["weight_decay"])
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-        total = state["sum"]
-        total.index_add_(0, rows, grad * grad)
-        std = total[rows].sqrt_().add_(group["eps"])
-        p.index_add_(0, rows, grad / std, alpha=-clr)
+        _kernels.adagrad_rows(
+            p,
+            state["sum"],
+            rows,
+            grad,
+            lr=clr,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+        )
 
 
-class RowWiseAdagrad(_SparseRowOptimizer):
+class RowWiseAdagrad(SparseRowOptimizer):
     """Adagrad with one accumulator per row, as FBGEMM and TorchRec define it.
 
     For each touched row ``r`` (``g_r`` summed over the batch's duplicates)::
@@ -260,7 +288,8 @@ class RowWiseAdagrad(_SparseRowOptimizer):
     of Adagrad's.
 
     Args:
-        params: parameters (or parameter groups) with sparse gradients; each
+        params: parameters (or parameter groups) with sparse gradients, or None for
+            the specification of a fused table's optimizer (``fused_optimizer=``); each
             at least 1-D, rows along dimension 0.
         lr: learning rate, in ``[0, inf)``.
         weight_decay: L2 penalty on touched rows, in ``[0, inf)``.
@@ -270,7 +299,7 @@ class RowWiseAdagrad(_SparseRowOptimizer):
 
     def __init__(
         self,
-        params: Iterable[Any],
+        params: Iterable[Any] | None = None,
         lr: float = 1e-2,
         *,
         weight_decay: float = 0.0,
@@ -283,7 +312,6 @@ class RowWiseAdagrad(_SparseRowOptimizer):
             "initial_accumulator_value": initial_accumulator_value,
             "eps": eps,
         }
-        self._check_hyperparameters(defaults)
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
@@ -297,6 +325,9 @@ class RowWiseAdagrad(_SparseRowOptimizer):
             (p.shape[0],), float(group["initial_accumulator_value"]), dtype=p.dtype, device=p.device
         )
 
+    def row_fill(self, key: str, group: dict[str, Any]) -> float:
+        return float(group["initial_accumulator_value"]) if key == "sum" else 0.0
+
     def _update(
         self,
         p: torch.Tensor,
@@ -306,17 +337,18 @@ class RowWiseAdagrad(_SparseRowOptimizer):
         group: dict[str, Any],
     ) -> None:
         state["step"] += 1
-        if group["weight_decay"] != 0:
-            grad = grad.add(p[rows], alpha=group["weight_decay"])
-        flat = grad.reshape(grad.shape[0], -1)  # (R, D)
-        total = state["sum"]
-        total.index_add_(0, rows, flat.pow(2).mean(dim=1))
-        std = total[rows].sqrt().add_(group["eps"])  # (R,)
-        scale = std.reshape((-1,) + (1,) * (grad.dim() - 1))
-        p.index_add_(0, rows, grad / scale, alpha=-group["lr"])
+        _kernels.rowwise_adagrad_rows(
+            p,
+            state["sum"],
+            rows,
+            grad,
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+        )
 
 
-class SparseAdamW(_SparseRowOptimizer):
+class SparseAdamW(SparseRowOptimizer):
     """Lazy Adam with decoupled weight decay, on the rows a batch touched.
 
     The step counter ``t`` counts this parameter's steps with a non-empty
@@ -348,7 +380,8 @@ class SparseAdamW(_SparseRowOptimizer):
     correction, as ``torch.optim.AdamW`` does).
 
     Args:
-        params: parameters (or parameter groups) with sparse gradients.
+        params: parameters (or parameter groups) with sparse gradients, or None for
+            the specification of a fused table's optimizer (``fused_optimizer=``).
         lr: learning rate, in ``[0, inf)``.
         betas: ``(beta1, beta2)``, each in ``[0, 1)``.
         eps: added to the denominator, in ``(0, inf)``.
@@ -358,7 +391,7 @@ class SparseAdamW(_SparseRowOptimizer):
 
     def __init__(
         self,
-        params: Iterable[Any],
+        params: Iterable[Any] | None = None,
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         *,
@@ -373,7 +406,6 @@ class SparseAdamW(_SparseRowOptimizer):
             "weight_decay": weight_decay,
             "lazy_correction": lazy_correction,
         }
-        self._check_hyperparameters(defaults)
         super().__init__(params, defaults)
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
@@ -408,30 +440,22 @@ class SparseAdamW(_SparseRowOptimizer):
         group: dict[str, Any],
     ) -> None:
         state["step"] += 1
-        t = state["step"]
         beta1, beta2 = (float(b) for b in group["betas"])
-        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
-        m = state["exp_avg"][rows]  # (R, D) copies, written back below
-        v = state["exp_avg_sq"][rows]
-        last = state["last_step"]
-        if group["lazy_correction"]:
-            missed = (t - 1 - last[rows]).to(p.dtype)  # (R,)
-            shape = (-1,) + (1,) * (grad.dim() - 1)
-            m.mul_(torch.pow(beta1, missed).reshape(shape))
-            v.mul_(torch.pow(beta2, missed).reshape(shape))
-        m.mul_(beta1).add_(grad, alpha=1 - beta1)
-        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        state["exp_avg"][rows] = m
-        state["exp_avg_sq"][rows] = v
-        last[rows] = t
-        bias1 = 1 - beta1**t
-        bias2_sqrt = (1 - beta2**t) ** 0.5
-        w = p[rows]
-        if wd != 0:
-            w.mul_(1 - lr * wd)
-        denom = v.sqrt().div_(bias2_sqrt).add_(eps)
-        w.addcdiv_(m, denom, value=-lr / bias1)
-        p[rows] = w
+        _kernels.adamw_rows(
+            p,
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            state["last_step"],
+            rows,
+            grad,
+            step=state["step"],
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            lazy_correction=group["lazy_correction"],
+        )
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state; ``last_step`` keeps its integer type (torch would cast it to float)."""
@@ -444,82 +468,3 @@ class SparseAdamW(_SparseRowOptimizer):
                 self.state[p]["last_step"] = entry["last_step"].to(
                     device=p.device, dtype=torch.int64, copy=True
                 )
-
-
-def save_optimizer(opt: torch.optim.Optimizer, path: str | os.PathLike[str]) -> None:
-    """Write ``opt.state_dict()`` to one ``.safetensors`` file: tensors, plus JSON metadata.
-
-    Raises:
-        ConfigError: the state holds a value that is neither a tensor nor JSON.
-        PathError: ``path`` cannot be written.
-    """
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    plain: dict[str, dict[str, Any]] = {}
-    for index, entry in sd["state"].items():
-        plain[str(index)] = {}
-        for key, value in entry.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"state.{index}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                plain[str(index)][key] = value
-    try:
-        meta = json.dumps({"state": plain, "param_groups": sd["param_groups"]})
-    except TypeError as exc:
-        raise ConfigError(
-            f"save_optimizer cannot write the state of {type(opt).__name__}: {exc}; "
-            "only tensors and plain numbers can be saved."
-        ) from None
-    blob = st_save(tensors, metadata={"format": _FORMAT, "optimizer": meta})
-    with atomic_write(path, "wb") as f:
-        f.write(blob)
-
-
-def load_optimizer(
-    opt: torch.optim.Optimizer, path: str | os.PathLike[str]
-) -> torch.optim.Optimizer:
-    """Restore a state written by :func:`save_optimizer` into ``opt``; returns ``opt``.
-
-    Raises:
-        PathError: ``path`` cannot be read.
-        FileFormatError: the file is not a saved optimizer state.
-    """
-    target = check_readable(path, "saved optimizer state")
-    data = target.read_bytes()
-    try:
-        tensors = st_load(data)
-        with_meta = _read_metadata(data)
-    except (SafetensorError, ValueError, KeyError) as exc:
-        raise FileFormatError(
-            f"{os.fspath(path)!r} is not a saved optimizer state: {exc}"
-        ) from None
-    if with_meta.get("format") != _FORMAT or "optimizer" not in with_meta:
-        raise FileFormatError(
-            f"{os.fspath(path)!r} is not a saved optimizer state (format "
-            f"{with_meta.get('format')!r}, expected {_FORMAT!r})."
-        )
-    meta = json.loads(with_meta["optimizer"])
-    state: dict[int, dict[str, Any]] = {
-        int(index): dict(entry) for index, entry in meta["state"].items()
-    }
-    for name, value in tensors.items():
-        _, index, key = name.split(".", 2)
-        state.setdefault(int(index), {})[key] = value
-    groups = meta["param_groups"]
-    for group in groups:
-        if "betas" in group and isinstance(group["betas"], list):
-            group["betas"] = tuple(group["betas"])
-    opt.load_state_dict({"state": state, "param_groups": groups})
-    return opt
-
-
-def _read_metadata(data: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors blob (its header is JSON after an 8-byte length)."""
-    if len(data) < 8:
-        raise ValueError("file shorter than a safetensors header")
-    size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + size])
-    meta = header.get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise ValueError("malformed safetensors metadata")
-    return {str(k): str(v) for k, v in meta.items()}
