@@ -58,11 +58,25 @@ def test_evaluations_match_gensim_on_its_test_data() -> None:
     ours = evaluate_similarity(v, datapath("wordsim353.tsv"))
     assert ours.spearman == pytest.approx(spearman.statistic, abs=1e-9)
     assert ours.pearson == pytest.approx(pearson.statistic, abs=1e-6)
-    assert 100 * ours.oov_ratio == pytest.approx(oov)
-    score, _ = kv.evaluate_word_analogies(datapath("questions-words.txt"))
+    assert ours.oov_percent == pytest.approx(oov)  # gensim's oov_ratio is a percent
+    assert ours.oov_fraction == pytest.approx(oov / 100)
+    assert ours.spearman_pvalue == pytest.approx(spearman.pvalue, rel=1e-6)
+    assert ours.pearson_pvalue == pytest.approx(pearson.pvalue, rel=1e-3)
+    assert len(ours.pairs) == ours.pairs_used and len(ours.oov_pairs) == ours.pairs_skipped
+    with pytest.deprecated_call(match="oov_ratio is a fraction"):
+        assert 100 * ours.oov_ratio == pytest.approx(oov)
+    score, sections = kv.evaluate_word_analogies(datapath("questions-words.txt"))
     result = evaluate_analogies(v, datapath("questions-words.txt"))
     assert result.answered > 100
     assert result.accuracy == pytest.approx(score)
+    # The per-question lists hold what gensim's per-section lists hold.
+    total = sections[-1]
+    assert len(total["correct"]) == result.correct
+    assert len(total["incorrect"]) == len(result.incorrect())
+    assert {tuple(w.upper() for w in q.words) for q in result.questions if q.correct} == {
+        tuple(w.upper() for w in quad) for quad in total["correct"]
+    }
+    assert len(result.questions) == result.answered + result.skipped
 
 
 def test_evaluate_similarity_pairs_and_errors(tmp_path: object) -> None:
@@ -108,3 +122,43 @@ def test_similarity_correlations_equal_the_hand_written_ones_with_ties() -> None
     assert got.pearson == pytest.approx(np.corrcoef(model, truth)[0, 1], abs=1e-12)
     constant = evaluate_similarity(v, [("w0", "w2", 1.0), ("w0", "w3", 1.0)])
     assert np.isnan(constant.spearman) and np.isnan(constant.pearson)
+
+
+def test_per_question_lists_and_oov_percent() -> None:
+    v = Vectors(
+        ["man", "king", "woman", "queen", "apple"],
+        torch.tensor([[1.0, 0, 0], [1.0, 1.0, 0], [0, 0, 1.0], [0, 1.0, 1.0], [1.0, 0, 1.0]]),
+    )
+    lines = [": royal", "man king woman queen", "man king woman zebra", "woman queen man apple"]
+    result = evaluate_analogies(v, lines)
+    assert [(q.words[3], q.guess, q.correct) for q in result.questions] == [
+        ("queen", "queen", True),
+        ("zebra", None, False),
+        ("apple", "king", False),
+    ]
+    assert [q.words for q in result.incorrect()] == [("woman", "queen", "man", "apple")]
+    assert result.oov_percent == pytest.approx(100 / 3)
+    pairs = evaluate_similarity(v, [("man", "king", 5.0), ("man", "zebra", 1.0)])
+    assert pairs.oov_percent == 50.0 and pairs.oov_pairs == (("man", "zebra", 1.0),)
+    assert pairs.pairs == (("man", "king", 5.0, pytest.approx(0.5**0.5)),)
+
+
+def test_evaluations_accept_a_layer_with_a_vocabulary() -> None:
+    from synthembed import Embedding
+    from synthembed.vocab import Vocabulary
+
+    words = ["man", "king", "woman", "queen", "apple"]
+    rows = torch.tensor([[1.0, 0, 0], [1.0, 1.0, 0], [0, 0, 1.0], [0, 1.0, 1.0], [1.0, 0, 1.0]])
+    emb = Embedding(embedding_dim=3, vocab=Vocabulary(words))
+    with torch.no_grad():
+        emb.weight[2:] = rows
+        emb.weight[1] = rows[3] * 5  # <unk> right on top of "queen": must never answer
+    v = Vectors(words, rows)
+    assert analogy(emb, "man", "king", "woman", k=2) == analogy(v, "man", "king", "woman", k=2)
+    lines = [": royal", "man king woman queen", "woman queen man king"]
+    assert evaluate_analogies(emb, lines) == evaluate_analogies(v, lines)
+    triples = [("man", "king", 5.0), ("woman", "queen", 6.0), ("apple", "king", 1.0)]
+    ours, theirs = evaluate_similarity(emb, triples), evaluate_similarity(v, triples)
+    assert (ours.spearman, ours.pairs_used) == (theirs.spearman, 3) and ours.spearman > 0.8
+    with pytest.raises(ConfigError, match="evaluate_similarity got a Embedding without a vocab"):
+        evaluate_similarity(Embedding(4, 2), triples)

@@ -136,3 +136,22 @@ def test_align_takes_a_seed() -> None:
     assert torch.equal(a, b)
     with pytest.raises(ConfigError, match="seed= or generator=, not both"):
         align(v, vocab, seed=1, generator=torch.Generator())
+
+
+def test_from_embedding_keeps_regular_tokens_only() -> None:
+    from synthembed import Embedding
+    from synthembed.errors import ConfigError as _ConfigError
+    from synthembed.vocab import Vocabulary
+
+    vocab = Vocabulary.build([["cat", "dog", "cat"]])
+    emb = Embedding(embedding_dim=2, vocab=vocab)
+    v = Vectors.from_embedding(emb)
+    assert v.words == ["cat", "dog"]
+    assert torch.equal(v.vectors, emb.weight.detach()[2:4])
+    assert not v.vectors.requires_grad
+    with torch.no_grad():
+        emb.weight.add_(1.0)
+    assert not torch.equal(v.vectors, emb.weight.detach()[2:4])  # a copy
+    assert Vectors.from_embedding(v) is v
+    with pytest.raises(_ConfigError, match=r"Vectors\.from_embedding got a Embedding without"):
+        Vectors.from_embedding(Embedding(3, 2))

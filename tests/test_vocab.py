@@ -423,3 +423,97 @@ def test_num_buckets_is_a_deprecated_name_of_num_oov_buckets() -> None:
         w = Vocabulary.build(["a"], oov="hash", num_buckets=3)
     assert v.num_oov_buckets == v.num_buckets == w.num_oov_buckets == 3
     assert v.to_dict()["num_buckets"] == 3  # the file key is unchanged: old files load
+
+
+# ---------------------------------------------------------------- raw text (issue 17)
+REVIEWS = [
+    "Great coffee, great price!",
+    "The tea was stale. Would not buy again",
+    "great tea",
+]
+
+
+def test_build_warns_when_whole_sentences_become_tokens() -> None:
+    from synthembed.tokenize import TextAsTokenWarning
+
+    with pytest.warns(TextAsTokenWarning, match=r"look like sentences .*tokenizer='regex'") as rec:
+        v = Vocabulary.build(REVIEWS)
+    assert rec[0].filename == __file__  # points at the caller's line
+    assert len(v.tokens) == 3  # still each string whole, as documented
+    with pytest.warns(TextAsTokenWarning, match="Vocabulary.encode got strings"):
+        Vocabulary.build([["great", "tea"]]).encode(["the tea was stale today"])
+
+
+def test_names_with_spaces_do_not_warn() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v = Vocabulary.build(["New York", "Paris", "Le Mans", "New York"])
+        assert v.tokens == ["New York", "Paris", "Le Mans"]
+        assert v.encode(["New York", "Paris"]).tolist() == [2, 3]
+
+
+def test_build_and_encode_raw_text_with_a_tokenizer(tmp_path: object) -> None:
+    v = Vocabulary.build(REVIEWS, tokenizer="regex_lower")
+    assert v.tokens[:4] == ["great", "tea", "coffee", ","]
+    assert v.counts["great"] == 3
+    one = v.encode("Great TEA!")
+    assert one.tolist() == [v["great"], v["tea"], v["!"]]
+    batch = v.encode([*REVIEWS[:2], "unseen words"], max_length=4)
+    assert isinstance(batch, EncodedBatch)
+    assert batch.lengths.tolist() == [4, 4, 2]
+    assert v.decode(batch.ids[0]) == ["great", "coffee", ",", "great"]
+    assert batch.ids[2].tolist() == [v.unk_id, v.unk_id, v.pad_id, v.pad_id]
+    assert v.encode_batch(["great tea"]).ids.tolist() == [[v["great"], v["tea"]]]
+    # Token lists are still token lists; the named tokenizer is saved with the vocabulary.
+    assert v.encode([["great", "tea"]]).ids.tolist() == [[2, 3]]
+    path = tmp_path / "v.json"  # type: ignore[operator]
+    v.save(path)
+    again = Vocabulary.load(path)
+    assert again == v and again.tokenizer is not None and again.tokenizer.name == "regex_lower"
+    assert "tokenizer=RegexTokenizer(lowercase=True)" in repr(v)
+    # Without a tokenizer nothing changes: a string is one token.
+    plain = Vocabulary.build([["great", "tea"]])
+    assert plain.encode("great") == 2 and "tokenizer" not in plain.to_dict()
+    assert plain.encode("Great tea", tokenizer="regex_lower").tolist() == [2, 3]
+
+
+def test_build_with_tokenizer_errors_and_nested_texts() -> None:
+    v = Vocabulary.build(pd.Series(["a b", None, "b"]), tokenizer="whitespace")
+    assert v.tokens == ["b", "a"]
+    with pytest.raises(ConfigError, match="counts are already tokens: drop tokenizer="):
+        Vocabulary.build(Counter({"a": 1}), tokenizer="regex")
+    assert Vocabulary.build("one text here", tokenizer="whitespace").tokens == [
+        "one",
+        "text",
+        "here",
+    ]
+    with pytest.raises(ShapeError, match="got a single string"):
+        Vocabulary.build("one text here")
+    callable_vocab = Vocabulary.build(["a-b"], tokenizer=lambda t: t.split("-"))
+    assert callable_vocab.tokens == ["a", "b"] and "tokenizer" not in callable_vocab.to_dict()
+
+
+@pytest.mark.parametrize("oov", ["unk", "error", "hash"])
+def test_fast_paths_agree_with_the_per_token_route(oov: str) -> None:
+    """Counting and lookup at C speed give what the per-token route gives, errors included."""
+    sentences = [["b", "a", "b"], ("c", "a"), [], ["a", 7, "d"]]
+    options = {"num_oov_buckets": 3} if oov == "hash" else {}
+    v = Vocabulary.build(sentences, oov=oov, **options)  # type: ignore[arg-type]
+    assert v.tokens == ["a", "b", "c", 7, "d"]  # by count, then first appearance
+    assert v.counts == Counter({"a": 3, "b": 2, "c": 1, 7: 1, "d": 1})
+    known = [["a", "d", 7], ["c"]]
+    batch = v.encode(known)
+    expected = [[v._encode_one(t) for t in row] for row in known]
+    assert batch.ids[0].tolist() == expected[0] and batch.ids[1, :1].tolist() == expected[1]
+    mixed = ["a", np.int64(7), "zz"]  # a numpy scalar takes the per-token route
+    if oov == "error":
+        with pytest.raises(UnknownTokenError, match="Token 'zz' is not in the vocabulary"):
+            v.encode(mixed)
+        with pytest.raises(ShapeError, match="got the bool True"):
+            v.encode([True])  # True == 1 as a dict key: the type check catches it
+    else:
+        assert v.encode(mixed).tolist() == [v["a"], v[7], v._encode_one("zz")]
+        with pytest.raises(ShapeError, match="got the bool True"):
+            v.encode_batch([["a", True]])

@@ -1,6 +1,11 @@
 """Exact nearest-neighbour search by cosine similarity, and ``most_similar`` over word vectors.
 
-Search is exact cosine similarity done as a batched matrix product with a top-k,
+When faiss is installed (the ``ann`` extra), exact search hands the queries to
+``faiss.knn`` with the inner-product metric: the brute-force kernel behind
+``faiss.IndexFlatIP``, BLAS products in blocks with a heap top-k, which reaches the
+matrix-product bound (``benchmarks/results/pretrained.md``, "Exact search"), and reads
+the unit rows in place. Without faiss, search is exact cosine similarity done as a
+batched matrix product with a top-k,
 over rows normalised once and cached (``Vectors.unit_vectors``), in chunks of
 queries so the score matrix stays small; on CPUs with native bfloat16 the
 candidates come from a bfloat16 product and are rescored in float32, with a
@@ -18,22 +23,27 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from types import ModuleType
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from synthembed import _kernels
-from synthembed._validation import check_int
-from synthembed.errors import ConfigError, ShapeError
+from synthembed._validation import check_choice, check_int
+from synthembed.errors import ConfigError, MissingDependencyError, ShapeError, UnknownTokenError
+from synthembed.vocab import Vocabulary
 
 __all__ = [
+    "SEARCH_BACKENDS",
     "NeighbourIndex",
     "Neighbours",
+    "TableWords",
     "WordVectors",
     "bf16_is_faster",
     "bf16_rows",
     "check_vectors",
+    "faiss_is_faster",
     "most_similar",
     "search",
 ]
@@ -41,6 +51,18 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Neighbours = list[tuple[str, float]]
+SearchBackend = Literal["auto", "faiss", "torch"]
+#: ``search(backend=...)`` choices: faiss when installed ("auto"), or one of them.
+SEARCH_BACKENDS = ("auto", "faiss", "torch")
+
+
+def _faiss() -> ModuleType | None:
+    """The faiss module when installed, else None (imported on use: an optional extra)."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
 
 
 @runtime_checkable
@@ -67,13 +89,95 @@ class NeighbourIndex(Protocol):
 
 
 def check_vectors(vectors: Any, owner: str) -> WordVectors:
-    """``vectors`` if it is a word-vector store, else a :class:`ConfigError` naming ``owner``."""
-    if not isinstance(vectors, WordVectors):
+    """``vectors`` as a word-vector store, else a :class:`ConfigError` naming ``owner``.
+
+    A layer with a bound vocabulary (a trained :class:`~synthembed.Embedding` with
+    ``vocab=``: a 2-d ``weight`` and a ``vocab``) is searched over its regular tokens'
+    rows: specials (``<pad>``, ``<unk>``...) and OOV hash buckets are left out.
+    """
+    if isinstance(vectors, WordVectors):
+        return vectors
+    vocab, weight = getattr(vectors, "vocab", None), getattr(vectors, "weight", None)
+    if isinstance(vocab, Vocabulary) and isinstance(weight, torch.Tensor) and weight.dim() == 2:
+        return TableWords(vocab, weight)
+    if isinstance(weight, torch.Tensor) and vocab is None:
         raise ConfigError(
-            f"{owner} expects a synthembed.pretrained.Vectors; got {type(vectors).__name__}. "
-            "Wrap a tensor with Vectors(words, tensor)."
+            f"{owner} got a {type(vectors).__name__} without a vocabulary, so its rows have no "
+            "words. Build the layer with vocab=, or wrap its weight with Vectors(words, weight)."
         )
-    return vectors
+    raise ConfigError(
+        f"{owner} expects a synthembed.pretrained.Vectors; got {type(vectors).__name__}. "
+        "Wrap a tensor with Vectors(words, tensor), or pass a layer built with vocab=."
+    )
+
+
+class TableWords:
+    """The regular tokens' rows of a table bound to a :class:`~synthembed.vocab.Vocabulary`,
+    as a read-only :class:`WordVectors` (a live view: the rows are read at each call).
+
+    Args:
+        vocab: the vocabulary; its specials and hash buckets are left out.
+        weight: the ``(N, D)`` table, ``N >= len(vocab)``; row ``i`` is id ``i``.
+
+    Example:
+        >>> vocab = Vocabulary(["cat", "dog", "car"])
+        >>> words = TableWords(vocab, torch.tensor(
+        ...     [[0.0, 0.0], [0.5, 0.5], [1.0, 0.1], [0.9, 0.2], [0.0, 1.0]]))
+        >>> list(words.index_to_key), words.index("dog")
+        (['cat', 'dog', 'car'], 1)
+    """
+
+    def __init__(self, vocab: Vocabulary, weight: torch.Tensor) -> None:
+        if weight.dim() != 2 or weight.shape[0] < len(vocab):
+            raise ShapeError(
+                f"The table {tuple(weight.shape)} must be (N, D) with N >= len(vocab) = "
+                f"{len(vocab)}."
+            )
+        self._first = vocab.first_token_id
+        self._stop = len(vocab)
+        self._words = [str(t) for t in vocab.tokens]
+        self._index = {w: i for i, w in enumerate(self._words)}
+        self._weight = weight
+        self._unit: tuple[tuple[int, int], torch.Tensor] | None = None
+        self._low: dict[torch.dtype, torch.Tensor] = {}
+
+    @property
+    def dim(self) -> int:
+        return int(self._weight.shape[1])
+
+    @property
+    def index_to_key(self) -> Sequence[str]:
+        return self._words
+
+    def __len__(self) -> int:
+        return len(self._words)
+
+    def index(self, word: str) -> int:
+        row = self._index.get(word)
+        if row is None:
+            raise UnknownTokenError(
+                f"The word {word!r} is not a regular token of the layer's vocabulary "
+                f"({len(self._words)} tokens; specials are not searched)."
+            )
+        return row
+
+    @property
+    def vectors(self) -> torch.Tensor:
+        """``(V, D)``: the regular tokens' rows, detached."""
+        return self._weight.detach()[self._first : self._stop]
+
+    def unit_vectors(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        rows = self.vectors
+        key = (rows.data_ptr(), _kernels.tensor_version(self._weight))
+        if self._unit is None or self._unit[0] != key:
+            vecs = rows.float()
+            self._unit = (key, vecs / vecs.norm(dim=1, keepdim=True).clamp_min(1e-12))
+            self._low = {}
+        if dtype == torch.float32:
+            return self._unit[1]
+        if dtype not in self._low:
+            self._low[dtype] = self._unit[1].to(dtype)
+        return self._low[dtype]
 
 
 # ---------------------------------------------------------------------------- exact search
@@ -118,6 +222,39 @@ def bf16_is_faster() -> bool:
     return _BF16_FASTER
 
 
+_FAISS_FASTER: bool | None = None  # measured once per process
+
+
+def faiss_is_faster(faiss: ModuleType) -> bool:
+    """Whether ``faiss.knn`` beats this module's torch search here, on a table of 16,384 x
+    256 unit rows and 256 queries, best of 5 interleaved runs each, measured once per
+    process.
+
+    Measured rather than assumed: on the shared 2-core benchmark machine, issue 17 found
+    faiss's flat kernel (its own OpenBLAS and OpenMP) about 1.5x faster than the torch
+    path on a quiet machine, and ``benchmarks/results/pretrained.md`` found it 3x slower
+    in a busy one.
+    """
+    global _FAISS_FASTER
+    if _FAISS_FASTER is None:
+        g = torch.Generator().manual_seed(0)
+        rows = torch.randn(16384, 256, generator=g)
+        rows = rows / rows.norm(dim=1, keepdim=True)
+        queries = rows[:256].clone()
+        low = rows.bfloat16() if bf16_is_faster() else None
+        timings = {"faiss": float("inf"), "torch": float("inf")}
+        for _ in range(5):
+            start = time.perf_counter()
+            _faiss_search(faiss, rows, queries, 10, None)
+            timings["faiss"] = min(timings["faiss"], time.perf_counter() - start)
+            start = time.perf_counter()
+            search(rows, queries, 10, unit_bf16=low, backend="torch")
+            timings["torch"] = min(timings["torch"], time.perf_counter() - start)
+        _FAISS_FASTER = timings["faiss"] < timings["torch"]
+        logger.debug("faiss exact search: %s (%s)", _FAISS_FASTER, timings)
+    return _FAISS_FASTER
+
+
 def search(
     unit: torch.Tensor,
     queries: torch.Tensor,
@@ -126,8 +263,15 @@ def search(
     exclude: torch.Tensor | None = None,
     chunk_size: int = 256,
     unit_bf16: torch.Tensor | None = None,
+    backend: SearchBackend = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact top-``k`` inner-product search: ``queries @ unit.T`` then top-k, in chunks.
+
+    With ``backend="faiss"`` (float32 CPU rows) the search is ``faiss.knn`` with the
+    inner-product metric (what ``IndexFlatIP`` runs), asked for ``k`` plus the excluded
+    ids and then cleaned of them. ``"auto"`` takes that route when faiss is installed,
+    the search is large (at least 32 queries and 4,096 rows) and faiss measured faster
+    here (:func:`faiss_is_faster`); else, and with ``"torch"``, the path below.
 
     With ``unit_bf16`` (a bfloat16 copy of ``unit``; rows and queries must have L2
     norm <= 1, as unit vectors do) candidates come from a bfloat16 product, several
@@ -142,7 +286,12 @@ def search(
         exclude: optional ``(Q, E)`` long tensor of row ids each query must not
             return (e.g. the query words themselves); ``-1`` entries are ignored.
         chunk_size: queries scored at a time; bounds the ``(chunk, V)`` score matrix.
-        unit_bf16: optional ``unit.bfloat16()`` for the prefilter.
+        unit_bf16: optional ``unit.bfloat16()`` for the prefilter (torch backend).
+        backend: ``"auto"`` (faiss when installed and faster here, else torch), ``"faiss"``
+            or ``"torch"``.
+
+    Raises:
+        MissingDependencyError: ``backend="faiss"`` without faiss installed.
 
     Shape:
         ``(V, D)``, ``(Q, D)`` -> scores ``(Q, k)`` (descending) and row ids ``(Q, k)``.
@@ -165,7 +314,23 @@ def search(
         raise ShapeError(
             f"unit_bf16 must have the shape of unit {tuple(unit.shape)}; got {tuple(unit_bf16.shape)}."
         )
+    check_choice(owner, "backend", backend, SEARCH_BACKENDS)
     q_all = queries.to(unit.dtype)
+    faiss = None if backend == "torch" else _faiss()
+    if backend == "faiss" and faiss is None:
+        raise MissingDependencyError(
+            "search(backend='faiss') needs faiss: pip install 'synthembed[ann]' (faiss-cpu), "
+            "or use backend='auto'."
+        )
+    usable = faiss is not None and unit.dtype == torch.float32 and unit.device.type == "cpu"
+    if usable and backend == "auto":
+        # A few queries or rows do not repay faiss's start-up (the torch path is ~20x faster
+        # on 5,000 rows and 100 queries).
+        large = q_all.shape[0] >= 32 and unit.shape[0] >= 4096
+        usable = large and faiss_is_faster(faiss)  # type: ignore[arg-type]
+    if usable:
+        assert faiss is not None  # for mypy
+        return _faiss_search(faiss, unit, q_all, k, exclude)
     n, size = q_all.shape[0], unit.shape[0]
     out_scores = torch.empty(n, k, dtype=unit.dtype)
     out_ids = torch.empty(n, k, dtype=torch.long)
@@ -218,6 +383,27 @@ def search(
     return out_scores, out_ids
 
 
+def _faiss_search(
+    faiss: ModuleType,
+    unit: torch.Tensor,
+    queries: torch.Tensor,
+    k: int,
+    exclude: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`search` through ``faiss.knn`` (inner product), rows read in place."""
+    n_exclude = 0 if exclude is None else exclude.shape[1]
+    kk = min(k + n_exclude, unit.shape[0])
+    rows = unit.detach().contiguous().numpy()  # (V, D) float32, no copy for unit rows
+    q = np.ascontiguousarray(queries.detach().numpy(), dtype=np.float32)  # (Q, D)
+    scores_np, ids_np = faiss.knn(q, rows, kk, metric=faiss.METRIC_INNER_PRODUCT)
+    scores, ids = torch.from_numpy(scores_np), torch.from_numpy(ids_np)  # (Q, kk)
+    if exclude is not None:
+        # Excluded rows found among the k + E best sink to the end with score -inf,
+        # as the torch path leaves them; the k best of the rest are exact.
+        return _drop_excluded(scores, ids, exclude, k)
+    return scores, ids
+
+
 def _as_queries(vectors: WordVectors, query: Any) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
     """Turn a word, words, a vector or vectors into ``(Q, D)`` unit queries and excluded rows."""
     unit = vectors.unit_vectors()
@@ -242,18 +428,20 @@ def _as_queries(vectors: WordVectors, query: Any) -> tuple[torch.Tensor, torch.T
 
 
 def most_similar(
-    vectors: WordVectors,
+    vectors: WordVectors | torch.nn.Module,
     query: Any,
     k: int = 10,
     *,
     exclude_query: bool = True,
     index: NeighbourIndex | None = None,
     chunk_size: int = 256,
+    backend: SearchBackend = "auto",
 ) -> Neighbours | list[Neighbours]:
     """The ``k`` words most similar to a query by cosine similarity.
 
     Args:
-        vectors: the :class:`~synthembed.vectors.Vectors` to search.
+        vectors: the :class:`~synthembed.vectors.Vectors` to search, or a layer with a
+            bound vocabulary (its specials and hash buckets are not searched).
         query: a word, a list of words (one search each, batched), a ``(D,)`` vector
             or a ``(Q, D)`` batch of vectors.
         k: neighbours per query.
@@ -261,6 +449,7 @@ def most_similar(
         index: an :class:`~synthembed.ann.ApproximateIndex` built on ``vectors``, to search
             approximately.
         chunk_size: queries scored per matrix product in exact search.
+        backend: exact search's backend, see :func:`search` (faiss when installed).
 
     Returns:
         For one word or one vector, a list of ``(word, cosine)`` pairs, best first; for
@@ -279,6 +468,7 @@ def most_similar(
     """
     vectors = check_vectors(vectors, "most_similar")
     check_int("most_similar", "k", k, 1)
+    check_choice("most_similar", "backend", backend, SEARCH_BACKENDS)
     queries, rows, single = _as_queries(vectors, query)
     exclude = rows if exclude_query else None
     n_exclude = 0 if exclude is None else exclude.shape[1]
@@ -296,7 +486,8 @@ def most_similar(
             kk,
             exclude=exclude,
             chunk_size=chunk_size,
-            unit_bf16=bf16_rows(vectors, len(queries)),
+            unit_bf16=None if backend == "faiss" else bf16_rows(vectors, len(queries)),
+            backend=backend,
         )
     words = vectors.index_to_key
     results = [

@@ -32,7 +32,7 @@ from synthembed.formats import (
     write_vectors,
 )
 from synthembed.io import register_savable
-from synthembed.search import most_similar
+from synthembed.search import TableWords, check_vectors, most_similar
 from synthembed.vocab import VOCABULARY, Vocabulary
 
 __all__ = [
@@ -118,6 +118,36 @@ class Vectors:
         self.skipped: dict[str, int] = {}
         self._unit: tuple[tuple[int, int, int], torch.Tensor] | None = None
         self._unit_low: dict[torch.dtype, torch.Tensor] = {}
+
+    @classmethod
+    def from_embedding(cls, layer: Any) -> Vectors:
+        """The word vectors of a layer with a bound vocabulary (e.g. a trained
+        :class:`~synthembed.Embedding` built with ``vocab=``): one row per regular token,
+        specials (``<pad>``, ``<unk>``...) and OOV hash buckets left out. The rows are
+        copied (detached), so later training does not change them.
+
+        ``most_similar`` and the ``evaluate_*`` functions take such a layer directly.
+
+        Raises:
+            ConfigError: a layer without a vocabulary.
+
+        Example:
+            >>> from synthembed import Embedding
+            >>> vocab = Vocabulary.build([["cat", "dog", "cat"]])
+            >>> emb = Embedding(embedding_dim=4, vocab=vocab)
+            >>> v = Vectors.from_embedding(emb)
+            >>> v.words, tuple(v.vectors.shape)
+            (['cat', 'dog'], (2, 4))
+        """
+        words = check_vectors(layer, "Vectors.from_embedding")
+        if isinstance(words, Vectors):
+            return words
+        if not isinstance(words, TableWords):
+            raise ConfigError(
+                f"Vectors.from_embedding expects a layer with a bound vocabulary; got "
+                f"{type(layer).__name__}."
+            )
+        return cls(list(words.index_to_key), words.vectors.clone())
 
     # -------------------------------------------------------------- basic access
     @property

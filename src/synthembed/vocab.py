@@ -10,19 +10,20 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import math
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
-from typing import Any, Literal, Union, overload
+from typing import Any, Literal, overload
 
 import torch
 
 from synthembed._config import Codec
 from synthembed._deprecation import renamed
 from synthembed._validation import check_choice, check_int
+from synthembed.encoded_batch import EncodedBatch
 from synthembed.errors import (
     ConfigError,
     FileFormatError,
@@ -31,64 +32,24 @@ from synthembed.errors import (
     UnknownTokenError,
 )
 from synthembed.io import atomic_write, register_savable
+from synthembed.token_ops import (
+    Token,
+    count_tokens,
+    looks_like_text,
+    lookup_ids,
+    normalize_token,
+    stable_hash,
+)
+from synthembed.token_ops import is_missing as _is_missing
+from synthembed.tokenize import TextAsTokenWarning, Tokenizer, get_tokenizer
 
 __all__ = ["EncodedBatch", "Token", "Vocabulary"]
 
-Token = Union[str, int]  # noqa: UP007 (a runtime alias, valid on Python 3.10)
 OOVPolicy = Literal["error", "unk", "hash"]
 _FORMAT = "synthembed.vocabulary"
 _VERSION = 1
 _OOV_POLICIES = ("error", "unk", "hash")
-
-
-@dataclass(frozen=True)
-class EncodedBatch:
-    """A padded batch of ragged sequences.
-
-    Attributes:
-        ids: ``(B, L)`` long tensor, padded with the pad id.
-        lengths: ``(B,)`` long tensor, the length of each sequence after truncation.
-        mask: ``(B, L)`` bool tensor, True on real tokens.
-    """
-
-    ids: torch.Tensor
-    lengths: torch.Tensor
-    mask: torch.Tensor
-
-
-def _is_missing(token: Any) -> bool:
-    if token is None:
-        return True
-    try:
-        return bool(isinstance(token, float) and math.isnan(token))
-    except TypeError:
-        return False
-
-
-def _normalize(token: Any) -> Token:
-    """Accept str and int tokens (numpy/pandas integers included); reject the rest clearly."""
-    if isinstance(token, str):
-        return str(token)  # numpy.str_ and other subclasses become plain str
-    if isinstance(token, bool):
-        raise ShapeError(
-            f"Vocabulary tokens must be str or int; got the bool {token!r}. "
-            "Convert booleans to strings ('True'/'False') first."
-        )
-    if isinstance(token, int):
-        return int(token)
-    item = getattr(token, "item", None)  # numpy / torch scalars
-    if callable(item) and getattr(token, "ndim", 0) == 0:
-        value = item()
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    if isinstance(token, float) and token.is_integer():
-        return int(token)
-    raise ShapeError(
-        f"Vocabulary tokens must be str or int; got {type(token).__name__} {token!r}. "
-        "Convert them to strings first."
-    )
+_normalize = normalize_token
 
 
 def _as_index(value: Any) -> int:
@@ -104,24 +65,15 @@ def _as_index(value: Any) -> int:
     return value
 
 
-def _stable_hash(token: Token) -> int:
-    """A hash that is the same in every process and on every machine (never Python's hash)."""
-    tag = (
-        b"s:" + token.encode("utf-8", "surrogatepass")
-        if isinstance(token, str)
-        else b"i:" + str(token).encode()
+def _warn_text_as_tokens(strings: list[str], where: str, stacklevel: int) -> None:
+    warnings.warn(
+        f"{where} got strings that look like sentences (e.g. {strings[0]!r:.60}) and keeps "
+        "each whole string as one token. To split text into words pass tokenizer='regex' "
+        "(or 'whitespace', a callable, a Hugging Face tokenizer), or pass lists of tokens. "
+        "If whole strings are meant (categories), silence this TextAsTokenWarning.",
+        TextAsTokenWarning,
+        stacklevel=stacklevel,
     )
-    return int.from_bytes(hashlib.blake2b(tag, digest_size=8).digest(), "little")
-
-
-def _iter_tokens(data: Any) -> Iterator[Any]:
-    """Flatten tokens, sentences (nested iterables) and pandas Series with list cells."""
-    values = data.tolist() if hasattr(data, "tolist") and not isinstance(data, str) else data
-    for item in values:
-        if isinstance(item, (str, bytes)) or not isinstance(item, Iterable):
-            yield item
-        else:
-            yield from _iter_tokens(item)
 
 
 @register_savable
@@ -143,6 +95,9 @@ class Vocabulary:
         num_oov_buckets: number of hash buckets for unseen tokens (required, >= 1, with
             ``oov="hash"``; TensorFlow's name). ``num_buckets=`` is its deprecated old name.
         counts: optional training counts aligned with ``tokens``.
+        tokenizer: how :meth:`encode` splits raw text (see :mod:`synthembed.tokenize`):
+            ``"regex"``, ``"regex_lower"``, ``"whitespace"``, a callable or a Hugging Face
+            tokenizer. None (default): strings are tokens. :meth:`build` sets it.
 
     Example:
         >>> v = Vocabulary.build([["the", "cat"], ["the", "dog"]])
@@ -163,6 +118,7 @@ class Vocabulary:
         oov: OOVPolicy | None = None,
         num_oov_buckets: int | None = None,
         counts: Iterable[int] | None = None,
+        tokenizer: Any = None,
     ) -> None:
         owner = "Vocabulary"
         if isinstance(specials, str):
@@ -201,6 +157,7 @@ class Vocabulary:
             raise ConfigError(
                 f"num_oov_buckets={num_oov_buckets!r} only applies to oov='hash'; got oov={oov!r}."
             )
+        self.tokenizer: Tokenizer | None = None if tokenizer is None else get_tokenizer(tokenizer)
         self._specials: list[str] = specials
         self.pad_token = pad_token
         self.unk_token = unk_token
@@ -209,6 +166,7 @@ class Vocabulary:
         self._index_to_key: list[Token] = list(specials)
         self._key_to_index: dict[Token, int] = {s: i for i, s in enumerate(specials)}
         self._counts: list[int] = [0] * len(specials)
+        self._int_keys = False
         # Bucket slots have display names but are not keys: a real token may share the name.
         self._index_to_key.extend(f"<hash:{b}>" for b in range(self.num_oov_buckets))
         self._counts.extend([0] * self.num_oov_buckets)
@@ -236,6 +194,7 @@ class Vocabulary:
         cls,
         data: Any,
         *,
+        tokenizer: Any = None,
         min_freq: int = 1,
         max_size: int | None = None,
         specials: Sequence[str] = ("<pad>", "<unk>"),
@@ -246,10 +205,22 @@ class Vocabulary:
     ) -> Vocabulary:
         """Count a corpus and keep its tokens, most frequent first (ties: first appearance).
 
+        Raw text needs a ``tokenizer``: ``Vocabulary.build(reviews, tokenizer="regex")``
+        splits each string into words and punctuation, and the vocabulary keeps the
+        tokenizer so that ``vocab.encode(reviews)`` splits them the same way. Without
+        one, every string is one token (right for category names and for token lists);
+        strings that look like sentences (most hold whitespace) then raise a
+        :class:`~synthembed.tokenize.TextAsTokenWarning`, as gensim warns when it gets
+        strings where it expects lists of words.
+
         Args:
-            data: an iterable of tokens, of sentences (nested iterables), a
-                ``collections.Counter`` / mapping of token to count, or a pandas
-                Series (list cells count each element; missing values are skipped).
+            data: an iterable of tokens, of sentences (nested iterables), of texts (with
+                ``tokenizer``), a ``collections.Counter`` / mapping of token to count, or a
+                pandas Series (list cells count each element; missing values are skipped).
+            tokenizer: ``"regex"`` (words and punctuation, :class:`~synthembed.tokenize.
+                RegexTokenizer`), ``"regex_lower"``, ``"whitespace"``, a callable
+                ``str -> list[str]`` or a Hugging Face ``tokenizers`` object; None keeps
+                each string whole.
             min_freq: keep tokens seen at least this often.
             max_size: keep at most this many regular tokens (specials and buckets not counted).
 
@@ -257,47 +228,57 @@ class Vocabulary:
             >>> Vocabulary.build(["b", "a", "b"], specials=(), pad_token=None, unk_token=None,
             ...                  oov="error").tokens
             ['b', 'a']
+            >>> v = Vocabulary.build(["Great coffee!", "great tea"], tokenizer="regex_lower")
+            >>> v.tokens, v.encode("Great tea").tolist()
+            (['great', 'coffee', '!', 'tea'], [2, 5])
         """
+        tok = None if tokenizer is None else get_tokenizer(tokenizer)
         if isinstance(data, (str, bytes)):
-            raise ShapeError(
-                f"Vocabulary.build got a single string ({data[:40]!r}); pass a list of tokens "
-                "(for example text.split()) or a list of such lists."
+            if tok is None or isinstance(data, bytes):
+                raise ShapeError(
+                    f"Vocabulary.build got a single string ({data[:40]!r}); pass a list of "
+                    "texts with tokenizer='regex', a list of tokens (for example "
+                    "text.split()) or a list of such lists."
+                )
+            data = [data]
+        if tok is not None and isinstance(data, Mapping):
+            raise ConfigError(
+                "Vocabulary.build got token counts (a mapping) and a tokenizer; counts are "
+                "already tokens: drop tokenizer=."
             )
         check_int("Vocabulary.build", "min_freq", min_freq, 1)
         check_int("Vocabulary.build", "max_size", max_size, 0, optional=True)
-        counter: Counter[Token] = Counter()
-        if isinstance(data, Mapping):
-            for tok, c in data.items():
-                check_int("Vocabulary.build", f"count of {tok!r}", c, 0)
-                counter[_normalize(tok)] += int(c)
-        else:
-            for tok in _iter_tokens(data):
-                if not _is_missing(tok):
-                    counter[_normalize(tok)] += 1
-        special_set = set(specials)
-        # Counter keeps first-appearance order; a stable sort by -count keeps it on ties.
-        ranked = sorted(
-            ((t, c) for t, c in counter.items() if c >= min_freq and t not in special_set),
-            key=lambda tc: -tc[1],
-        )
+        counter = count_tokens(data, tok)
+        if tok is None and not isinstance(data, Mapping):
+            spaced = looks_like_text(counter)
+            if spaced:
+                _warn_text_as_tokens(spaced, "Vocabulary.build", 4)  # via @renamed
+        # A stable sort by count (reverse keeps stability): ties keep first appearance.
+        tokens = sorted(counter, key=counter.__getitem__, reverse=True)
+        dropped = set(specials).intersection(counter)
+        if min_freq > 1 or dropped:
+            tokens = [t for t in tokens if counter[t] >= min_freq and t not in dropped]
         if max_size is not None:
-            ranked = ranked[:max_size]
-        return cls(
-            [t for t, _ in ranked],
+            tokens = tokens[:max_size]
+        vocab = cls(
             specials=specials,
             pad_token=pad_token,
             unk_token=unk_token,
             oov=oov,
             num_oov_buckets=num_oov_buckets,
-            counts=[c for _, c in ranked],
+            tokenizer=tok,
         )
+        # Counted keys are distinct, normalised and not specials: no per-token re-check.
+        vocab._append(tokens, list(map(counter.__getitem__, tokens)))
+        return vocab
 
     def _append(self, tokens: list[Token], counts: list[int]) -> None:
         start = len(self._index_to_key)
         self._index_to_key.extend(tokens)
         self._counts.extend(counts)
-        for offset, t in enumerate(tokens):
-            self._key_to_index[t] = start + offset
+        self._key_to_index.update(zip(tokens, range(start, start + len(tokens))))
+        # Whether a non-int token could be found under an int key (True == 1): see lookup_ids.
+        self._int_keys = self._int_keys or int in set(map(type, tokens))
 
     def add(self, tokens: Any) -> Any:
         """Append new tokens after every existing id; existing ids never change.
@@ -394,6 +375,8 @@ class Vocabulary:
 
     def __repr__(self) -> str:
         extra = f", num_oov_buckets={self.num_oov_buckets}" if self.num_oov_buckets else ""
+        if self.tokenizer is not None:
+            extra += f", tokenizer={self.tokenizer!r}"
         return f"Vocabulary(size={len(self)}, specials={self._specials!r}, oov={self.oov!r}{extra})"
 
     # ------------------------------------------------------------------ encoding
@@ -409,7 +392,7 @@ class Vocabulary:
             return self._key_to_index[self.unk_token]  # type: ignore[index]
         if self.oov == "hash":
             if not _is_missing(token):
-                return len(self._specials) + _stable_hash(key) % self.num_oov_buckets
+                return len(self._specials) + stable_hash(key) % self.num_oov_buckets
             if self.unk_token is not None:
                 return self._key_to_index[self.unk_token]
             raise UnknownTokenError(
@@ -430,20 +413,29 @@ class Vocabulary:
         )
 
     @overload
-    def encode(self, tokens: str | int) -> int: ...
+    def encode(self, tokens: int) -> int: ...
     @overload
-    def encode(self, tokens: Iterable[Any], *, max_length: int | None = ...) -> Any: ...
+    def encode(self, tokens: str) -> Any: ...  # an id, or with a tokenizer a (L,) tensor
+    @overload
+    def encode(
+        self, tokens: Iterable[Any], *, max_length: int | None = ..., tokenizer: Any = ...
+    ) -> Any: ...
 
-    def encode(self, tokens: Any, *, max_length: int | None = None) -> Any:
+    def encode(self, tokens: Any, *, max_length: int | None = None, tokenizer: Any = None) -> Any:
         """Encode one token (-> int), a sequence (-> ``(L,)`` LongTensor) or a batch.
 
         A batch (a sequence of sequences) returns an :class:`EncodedBatch`, like
-        :meth:`encode_batch`. A string is always one token.
+        :meth:`encode_batch`. Without a tokenizer a string is always one token. With one
+        (``tokenizer=``, or the one :meth:`build` bound), a string is a text: one text
+        gives its ``(L,)`` ids, a list of texts an :class:`EncodedBatch`.
 
         Raises:
             UnknownTokenError: an unknown token under ``oov="error"``.
         """
-        if (
+        tok = self.tokenizer if tokenizer is None else get_tokenizer(tokenizer)
+        if tok is not None and isinstance(tokens, str):
+            tokens, tok = tok(tokens), None  # one text: its tokens are one sequence
+        elif (
             isinstance(tokens, (str, int))
             or not isinstance(tokens, Iterable)
             or getattr(tokens, "ndim", 1) == 0
@@ -452,6 +444,8 @@ class Vocabulary:
                 raise ConfigError("max_length applies to sequences, not to a single token.")
             return self._encode_one(tokens)
         items = tokens.tolist() if hasattr(tokens, "tolist") else list(tokens)
+        if tok is not None and items and all(type(t) is str for t in items):
+            return self.encode_batch(tok.batch(items), max_length=max_length)
         nested = [not isinstance(t, (str, bytes)) and isinstance(t, Iterable) for t in items]
         if items and all(nested):
             return self.encode_batch(items, max_length=max_length)
@@ -463,7 +457,15 @@ class Vocabulary:
         check_int("Vocabulary.encode", "max_length", max_length, 0, optional=True)
         if max_length is not None:
             items = items[:max_length]
-        return torch.tensor([self._encode_one(t) for t in items], dtype=torch.long)
+        if tok is None:
+            spaced = looks_like_text(items[:100])
+            if spaced and not any(t in self._key_to_index for t in spaced):
+                _warn_text_as_tokens(spaced, "Vocabulary.encode", 3)
+        return torch.from_numpy(self._lookup(items))
+
+    def _lookup(self, tokens: list[Any]) -> Any:
+        """``(N,)`` int64 array of ids; the checks and OOV policy of :meth:`_encode_one`."""
+        return lookup_ids(tokens, self._key_to_index, self._encode_one, int_keys=self._int_keys)
 
     def encode_batch(
         self,
@@ -472,11 +474,12 @@ class Vocabulary:
         max_length: int | None = None,
         padding_value: int | None = None,
     ) -> EncodedBatch:
-        """Encode ragged sequences into a padded ``(B, L)`` batch with lengths and mask.
+        """Encode ragged sequences into a padded ``(B, L)`` batch: ids and mask.
 
         Args:
             sequences: an iterable of token sequences (a string inside is one token
-                sequence only if it is itself a list: ``["a b"]`` is one token).
+                sequence only if it is itself a list: ``["a b"]`` is one token); with a
+                bound :attr:`tokenizer`, an iterable of texts works too.
             max_length: truncate each sequence to its first ``max_length`` tokens.
             padding_value: id used for padding; defaults to the pad id.
 
@@ -485,33 +488,39 @@ class Vocabulary:
             lengths: ``(B,)``.
         """
         check_int("Vocabulary.encode_batch", "max_length", max_length, 0, optional=True)
-        rows: list[list[int]] = []
-        for seq in sequences:
-            if isinstance(seq, (str, bytes)) or not isinstance(seq, Iterable):
-                raise ShapeError(
-                    f"encode_batch expects a list of token sequences; got the element {seq!r}. "
-                    "Wrap single tokens in a list, or call encode() for one sequence."
-                )
-            items = list(seq)
-            if max_length is not None:
-                items = items[:max_length]
-            rows.append([self._encode_one(t) for t in items])
+        seqs: list[Any] = sequences if isinstance(sequences, list) else list(sequences)
+        if self.tokenizer is not None and seqs and all(type(t) is str for t in seqs):
+            seqs = self.tokenizer.batch(seqs)
+        if not set(map(type, seqs)) <= {list, tuple}:
+            checked = []
+            for seq in seqs:
+                if isinstance(seq, (str, bytes)) or not isinstance(seq, Iterable):
+                    raise ShapeError(
+                        f"encode_batch expects a list of token sequences; got the element "
+                        f"{seq!r}. Wrap single tokens in a list, or call encode() for one "
+                        "sequence."
+                    )
+                checked.append(list(seq))
+            seqs = checked
+        if max_length is not None:
+            seqs = [seq[:max_length] for seq in seqs]
+        lengths = torch.tensor(list(map(len, seqs)), dtype=torch.long)
+        flat = list(chain.from_iterable(seqs))
         if padding_value is None:
             padding_value = self.pad_id
-        width = max((len(r) for r in rows), default=0)
-        if padding_value is None and any(len(r) != width for r in rows):
+        width = int(lengths.max()) if len(seqs) else 0
+        if padding_value is None and bool((lengths != width).any()):
             raise ConfigError(
                 "This vocabulary has no pad token, so ragged sequences cannot be padded; "
                 "pass padding_value= or build the vocabulary with a pad token."
             )
         pad = 0 if padding_value is None else int(padding_value)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
-        for i, r in enumerate(rows):
-            if r:
-                ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         mask = torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)  # (B, L)
-        return EncodedBatch(ids=ids, lengths=lengths, mask=mask)
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        # masked_scatter_ fills the mask's True places in row-major order: each row's tokens.
+        # (It took 0.03 s for the benchmark's batches where ids[mask] = ... took 0.4-1 s.)
+        ids.masked_scatter_(mask, torch.from_numpy(self._lookup(flat)))
+        return EncodedBatch(ids, mask)
 
     def decode(self, ids: Any, *, strip_padding: bool = True) -> Any:
         """Turn ids back into tokens: an int gives a token, a 1-d sequence a list, 2-d a list of lists.
@@ -563,6 +572,10 @@ class Vocabulary:
             "tokens": self._index_to_key[start:],
             "counts": self._counts[start:],
         }
+        # Only a named tokenizer is saved (a callable is not); files without one load as before.
+        name = None if self.tokenizer is None else self.tokenizer.name
+        if name is not None:
+            payload["tokenizer"] = name
         payload["checksum"] = _payload_checksum(payload)
         return payload
 
@@ -614,6 +627,7 @@ class Vocabulary:
                 oov=data["oov"],
                 num_oov_buckets=data["num_buckets"] or None,
                 counts=counts,
+                tokenizer=data.get("tokenizer"),
             )
         except (ConfigError, ShapeError, TypeError, ValueError) as exc:
             raise FileFormatError(f"{source} is invalid: {exc}") from exc
