@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -24,7 +25,9 @@ V, D, F = 30, 8, 4
 
 def test_cold_ids_are_fully_synthetic_in_eval_mode() -> None:
     side = torch.rand(V, F)
-    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.2, side_features=side, cold_threshold=2)
+    layer = SyntheticEmbeddingLayer(
+        V, D, synthesis_rate=0.2, side_features=side, cold_threshold=2, train_synthetic_fraction=0
+    )
     layer(torch.tensor([1, 1, 2]))  # id 1 seen twice (warm), id 2 once (cold)
     assert layer.counts[:3].tolist() == [0, 2, 1]
     layer.eval()
@@ -87,11 +90,20 @@ def test_load_state_dict_restores_cold_flags(tmp_path) -> None:
 
 
 def test_add_items_warns_when_synthesizer_never_trained_alone() -> None:
-    layer = SyntheticEmbeddingLayer(V, D)
-    layer.add_items(num_items=1)  # untrained layer: nothing to warn about
+    layer = SyntheticEmbeddingLayer(
+        V, D, side_features=torch.rand(V, F), train_synthetic_fraction=0
+    )
+    layer.add_items(torch.rand(1, F))  # untrained layer: nothing to warn about
     layer(torch.tensor([1, 2]))
     with pytest.warns(UserWarning, match="train_synthetic_fraction=0"):
-        layer.add_items(num_items=1)
+        layer.add_items(torch.rand(1, F))
+    # Without side features there is nothing to stand alone on: 0 is the default, no warning.
+    plain = SyntheticEmbeddingLayer(V, D)
+    assert plain.config.train_synthetic_fraction == 0.0
+    plain(torch.tensor([1, 2]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain.add_items(num_items=1)
 
 
 BIG = torch.tensor([3, 2**40, 2**63 - 1, 2**40])
@@ -102,7 +114,7 @@ BIG = torch.tensor([3, 2**40, 2**63 - 1, 2**40])
 )
 def test_hashing_base_takes_any_nonnegative_64bit_id(base: str) -> None:
     torch.manual_seed(0)
-    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.3, base=base).double()
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.3, base=base, cold_threshold=1).double()
     twin = copy.deepcopy(layer)
     out = layer(BIG)
     assert out.shape == (4, D) and torch.isfinite(out).all()
@@ -130,7 +142,9 @@ def test_hashing_base_takes_any_nonnegative_64bit_id(base: str) -> None:
 
 def test_ids_past_input_dim_that_need_side_features_raise_before_counting() -> None:
     side = torch.rand(V, F)
-    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.3, base="hash", side_features=side)
+    layer = SyntheticEmbeddingLayer(
+        V, D, synthesis_rate=0.3, base="hash", side_features=side, train_synthetic_fraction=0
+    )
     with pytest.raises(
         InvalidIndexError,
         match=r"3 id\(s\) at or beyond input_dim=30 \(largest 9223372036854775807\).*'hash' base "

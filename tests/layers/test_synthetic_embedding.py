@@ -324,7 +324,7 @@ def test_every_registered_base_blends_backprops_grows_and_saves(base: str, tmp_p
 
 # ---------------------------------------------------------------------- check_finite
 def test_check_finite_names_layer_and_ids_and_changes_nothing(tmp_path) -> None:
-    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.2, check_finite=True)
+    layer = SyntheticEmbeddingLayer(V, D, synthesis_rate=0.2, check_finite=True, cold_threshold=1)
     assert layer.get_config()["check_finite"] is True and "check_finite=True" in repr(layer)
     pending = layer(torch.tensor([1, 2]))
     counts, step = layer.counts.clone(), int(layer.step)

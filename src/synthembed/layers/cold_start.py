@@ -5,7 +5,8 @@
 decides which ids are served fully synthetic (``r = 1``) and adds new ids
 (:meth:`ColdStart.add_items`). The state lives in the layer's buffers
 ``counts`` (training-mode sightings per id) and ``added`` (ids added by
-``add_items``), so it survives ``deepcopy``, ``state_dict`` and growth.
+``add_items``), so it survives ``deepcopy``, ``state_dict`` and growth; both are
+compact and allocated only when needed (:mod:`synthembed.layers.id_state`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from synthembed._validation import (
 )
 from synthembed.errors import ConfigError, InvalidIndexError, ShapeError
 from synthembed.layers.embedding import Embedding
+from synthembed.layers.id_state import compact_counts, new_counts
 from synthembed.layers.synthesis_config import (
     SynthesisConfig,
     align_columns,
@@ -39,8 +41,8 @@ _OWNER = "SyntheticEmbeddingLayer"
 class ColdStart:
     """Mixin of the synthetic layer: which ids are cold, and adding new ones."""
 
-    counts: torch.Tensor
-    added: torch.Tensor
+    counts: torch.Tensor | None
+    added: torch.Tensor | None
     step: torch.Tensor
     side_features: torch.Tensor | None
     side_feature_names: list[str] | None
@@ -53,8 +55,15 @@ class ColdStart:
     padding_idx: int | None
     training: bool
     _any_added: bool
+    _pending: Any
 
     def _device(self) -> torch.device:
+        raise NotImplementedError
+
+    def _seen(self, ids: torch.Tensor, beyond: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _ensure_counts(self, config: SynthesisConfig) -> None:
         raise NotImplementedError
 
     def _accepts_any_id(self) -> bool:
@@ -78,9 +87,9 @@ class ColdStart:
             if cfg.train_synthetic_fraction > 0:
                 forced = torch.rand(ids.shape, device=ids.device) < cfg.train_synthetic_fraction
         elif cfg.cold_threshold > 0 or self._any_added:
-            seen = self._table_lookup(self.counts, ids, beyond)
+            seen = self._seen(ids, beyond)
             forced = seen < cfg.cold_threshold
-            if self._any_added:
+            if self._any_added and self.added is not None:
                 forced = forced | (self._table_lookup(self.added, ids, beyond) & (seen == 0))
         if forced is None:
             return None
@@ -115,7 +124,8 @@ class ColdStart:
             f"{_OWNER} got {outside.numel()} id(s) at or beyond input_dim={self.num_embeddings} "
             f"(largest {int(outside.max())}) to synthesize; the {self.base_name!r} base takes any "
             f"64-bit id, but {need}. Add such ids with add_items (with their side features), "
-            "or serve them from the base alone (synthesis_rate=0, cold_threshold=0)."
+            "or serve them from the base alone (synthesis_rate=0, cold_threshold=0, "
+            "train_synthetic_fraction=0)."
         )
 
     def add_items(
@@ -153,7 +163,11 @@ class ColdStart:
             ConfigError, ShapeError, NonFiniteError: missing or malformed features.
 
         Note:
-            The base weight becomes a new Parameter: rebuild optimizers that held it.
+            Unread :meth:`get_loss` terms of forwards before the call are dropped
+            (their graphs refer to the tables before they grew): read the loss
+            first. The layer's own parameters and buffers are kept or extended; whether an
+            optimizer built before keeps training the base table is the base's
+            ``grow`` (see its notes).
         """
         old_side = self.side_features
         new_side: torch.Tensor | None = None
@@ -190,16 +204,23 @@ class ColdStart:
         device = self._device()
         if n == 0:
             return torch.zeros(0, dtype=torch.long, device=device)
-        if self.config.train_synthetic_fraction == 0.0 and int(self.step) > 0:
+        if (
+            self.config.train_synthetic_fraction == 0.0
+            and old_side is not None
+            and int(self.step) > 0
+        ):
             warnings.warn(
                 "add_items: new ids are served by the synthesizer alone (r = 1), but this layer "
                 "was trained with train_synthetic_fraction=0, so its synthesizer never learned to "
-                "stand alone; expect poor vectors for the new ids. Train with "
-                "train_synthetic_fraction > 0 (e.g. 0.3) when you rely on cold ids.",
+                "stand alone on the side features; expect poor vectors for the new ids. Train "
+                "with train_synthetic_fraction > 0 (the default with side features is 0.3).",
                 stacklevel=2,
             )
         # The synthesizer validates its own inputs before changing anything.
         self.synthesizer.grow(n, new_side, old_side, **technique_kwargs)
+        # Unread auxiliary losses of earlier forwards: their graphs hold the tables at the old
+        # size (a backward through them would fail, and keeps autograd's per-leaf state alive).
+        self._pending.take()
         base = self.base
         if isinstance(base, Embedding):
             with torch.no_grad():
@@ -213,8 +234,15 @@ class ColdStart:
             new_ids = base.grow(n)  # type: ignore[operator]
         if new_side is not None and old_side is not None:
             self.side_features = torch.cat([old_side, new_side])
+        # Buffers, not parameters: optimizers hold none of them.
+        old_n = self.num_embeddings
+        added = self.added
+        if added is None:
+            added = torch.zeros(old_n, dtype=torch.bool, device=device)
+        self.added = torch.cat([added, added.new_ones(n)])
+        self._ensure_counts(self.config)
+        assert self.counts is not None
         self.counts = torch.cat([self.counts, self.counts.new_zeros(n)])
-        self.added = torch.cat([self.added, self.added.new_ones(n)])
         self.num_embeddings += n
         self._any_added = True
         return new_ids.to(device)
@@ -223,28 +251,48 @@ class ColdStart:
         """``(*)`` bool: which ids an eval-mode forward serves fully synthetic."""
         ids = check_integer_ids(ids, f"{_OWNER}.is_cold").long()
         beyond = self._check_ids(ids, f"{_OWNER}.is_cold")
-        seen = self._table_lookup(self.counts, ids, beyond)
-        added = self._table_lookup(self.added, ids, beyond)
-        cold = (seen < self.config.cold_threshold) | (added & (seen == 0))
+        seen = self._seen(ids, beyond)
+        cold = seen < self.config.cold_threshold
+        if self.added is not None:
+            cold = cold | (self._table_lookup(self.added, ids, beyond) & (seen == 0))
         if self.padding_idx is not None:
             cold = cold & (ids != self.padding_idx)
         return cold
 
 
 def check_state_size(module: Any, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-    """``load_state_dict`` pre-hook: a state of a grown layer needs a layer of its size.
+    """``load_state_dict`` pre-hook: per-id state in the layer's form, of the layer's size.
+
+    ``int64`` counts (files saved before they were compact) become ``int32``; a
+    state with counts or added flags fills a layer that kept none, and a state
+    without them loads as "none trained, none added".
 
     Raises:
         ShapeError: the saved ``counts`` buffer covers a different number of ids,
             with what to call (``add_items``, or build with the saved size).
     """
     saved = state_dict.get(prefix + "counts")
-    if not isinstance(saved, torch.Tensor) or saved.dim() != 1:
-        return
-    have, want = int(module.counts.shape[0]), int(saved.shape[0])
-    if have == want:
-        return
     added = state_dict.get(prefix + "added")
+    have = int(module.num_embeddings)
+    if isinstance(saved, torch.Tensor) and saved.dim() == 1 and int(saved.shape[0]) != have:
+        _raise_size(int(saved.shape[0]), have, added)
+    device = module._device()
+    if isinstance(saved, torch.Tensor):
+        state_dict[prefix + "counts"] = compact_counts(saved)
+        if module.counts is None:
+            module.counts = new_counts(have, device)
+    elif module.counts is not None:
+        state_dict[prefix + "counts"] = new_counts(have, device)
+    if isinstance(added, torch.Tensor):
+        if module.added is None and bool(added.any()):
+            module.added = torch.zeros(have, dtype=torch.bool, device=device)
+        elif module.added is None:
+            del state_dict[prefix + "added"]  # nothing added: the layer keeps no flags
+    elif module.added is not None:
+        state_dict[prefix + "added"] = torch.zeros(have, dtype=torch.bool, device=device)
+
+
+def _raise_size(want: int, have: int, added: Any) -> None:
     n_added = int(added.sum()) if isinstance(added, torch.Tensor) else 0
     hint = (
         f"call layer.add_items(...) with the {want - have} added items' side features "

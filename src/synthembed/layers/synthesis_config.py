@@ -11,17 +11,26 @@ import functools
 import json
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
-from synthembed._validation import check_choice, check_finite, check_float, check_int
+from synthembed._validation import (
+    check_choice,
+    check_finite,
+    check_float,
+    check_int,
+    check_integer_ids,
+)
 from synthembed.errors import ConfigError, ShapeError
+from synthembed.layers.id_state import COUNT_CAP, COUNT_REF, count_rate, initial_rate_k
 from synthembed.synthesis import Synthesizer, get_technique, make_synthesizer
 
 __all__ = [
+    "COUNT_REF",
     "KEEP",
     "SynthesisConfig",
     "SynthesisControl",
@@ -36,6 +45,7 @@ __all__ = [
 _OWNER = "SyntheticEmbeddingLayer"
 _Control = TypeVar("_Control", bound="SynthesisControl")
 _SCHEDULES = ("linear",)
+_ADAPTIVE = (False, True, "count")
 
 
 class _Keep:
@@ -60,7 +70,13 @@ class SynthesisConfig:
             gradually"); it is not 0 so that the synthesizer trains alongside
             the table by default and cold ids get a trained synthetic vector.
             Use 0 for an exact, equally fast :class:`~synthembed.Embedding`.
-        adaptive: learn the rate: ``r = sigmoid(rate_logit)`` starting at ``synthesis_rate``.
+        adaptive: ``False``: the rate is fixed. ``True``: learn one rate,
+            ``r = sigmoid(rate_logit)`` starting at ``synthesis_rate``. ``"count"``:
+            a rate per id that follows how much training the id has had,
+            ``r_i = k / (k + count_i)`` with ``k = softplus(rate_k)`` learned: warm
+            ids keep their row, rare ids lean on the synthesizer, never-trained
+            ids are fully synthetic. ``k`` starts where an id trained
+            :data:`COUNT_REF` (10) times gets ``synthesis_rate``.
         schedule: ``("linear", warmup_steps)``: ``r`` rises linearly from 0 to the
             rate over the first ``warmup_steps`` training-mode forwards; None: constant.
         cold_threshold: in eval mode, ids seen fewer than this many times in
@@ -69,31 +85,54 @@ class SynthesisConfig:
             (drawn per forward) is served fully synthetic without its base row,
             so the synthesizer learns to stand alone for cold ids (the idea of
             DropoutNet, Volkovs et al., NeurIPS 2017). 0 disables; 0.2 to 0.5
-            suits cold-start work.
+            suits cold-start work. The layer's default (None) resolves to 0.3 with
+            side features and 0 without (nothing but a row to synthesize from).
+        distill_weight: weight of the distillation loss added to ``get_loss()``:
+            ``1 - cos(synthetic_i, row_i.detach())``, averaged over the positions
+            of ids served fully synthetic in training (see ``train_synthetic_fraction``)
+            that have trained at least ``distill_min_count`` times, so cold vectors
+            live in the warm rows' space (as DeepMusic and ALDI distil a warm
+            model). 0 disables.
+        distill_min_count: training count from which an id's row is a target of the
+            alignment loss.
         options: the technique's own options (see its class).
     """
 
     technique: str = "combination"
     synthesis_rate: float = 0.1
-    adaptive: bool = False
+    adaptive: bool | str = False
     schedule: tuple[str, int] | None = None
     cold_threshold: int = 0
     train_synthetic_fraction: float = 0.0
+    distill_weight: float = 0.0
+    distill_min_count: int = 10
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def count_rate(self) -> bool:
+        """True with ``adaptive="count"`` (a rate per id that follows its training count)."""
+        return isinstance(self.adaptive, str)
+
+    def counts_needed(self) -> bool:
+        """Does this configuration read per-id training counts (cold ids, count rate, alignment)?"""
+        return self.cold_threshold > 0 or self.count_rate or self.distill_weight > 0
 
     def validate(self) -> SynthesisConfig:
         """Check every field; return a normalised copy. Raises :class:`ConfigError`."""
         get_technique(self.technique)
         rate = check_float(_OWNER, "synthesis_rate", self.synthesis_rate, 0.0, 1.0)
-        if not isinstance(self.adaptive, bool):
+        if not any(self.adaptive is a for a in _ADAPTIVE) and self.adaptive != "count":
             raise ConfigError(
-                f"The 'adaptive' parameter of {_OWNER} must be a bool. Got {self.adaptive!r} instead."
+                f"The 'adaptive' parameter of {_OWNER} must be False, True or 'count'. "
+                f"Got {self.adaptive!r} instead."
             )
         if self.adaptive and not 0.0 < float(self.synthesis_rate) < 1.0:
+            how = "through a sigmoid" if self.adaptive is True else "as k / (k + count)"
             raise ConfigError(
-                f"adaptive=True learns the rate through a sigmoid, so synthesis_rate must start "
+                f"adaptive={self.adaptive!r} learns the rate {how}, so synthesis_rate must start "
                 f"in the open range (0, 1). Got {self.synthesis_rate!r} instead."
             )
+        adaptive: bool | str = "count" if self.adaptive == "count" else bool(self.adaptive)
         schedule = self.schedule
         if schedule is not None:
             if not isinstance(schedule, (tuple, list)) or len(schedule) != 2:
@@ -104,17 +143,23 @@ class SynthesisConfig:
             check_choice(_OWNER, "schedule kind", schedule[0], _SCHEDULES)
             check_int(_OWNER, "schedule warmup_steps", schedule[1], 0)
             schedule = (str(schedule[0]), int(schedule[1]))
-        threshold = check_int(_OWNER, "cold_threshold", self.cold_threshold, 0)
+        threshold = check_int(_OWNER, "cold_threshold", self.cold_threshold, 0, COUNT_CAP)
         frac = check_float(
             _OWNER, "train_synthetic_fraction", self.train_synthetic_fraction, 0.0, 1.0
         )
+        align = check_float(_OWNER, "distill_weight", self.distill_weight, 0.0)
+        min_count = check_int(_OWNER, "distill_min_count", self.distill_min_count, 1, COUNT_CAP)
         assert rate is not None and threshold is not None and frac is not None
+        assert align is not None and min_count is not None
         return replace(
             self,
             synthesis_rate=rate,
+            adaptive=adaptive,
             schedule=schedule,
             cold_threshold=threshold,
             train_synthetic_fraction=frac,
+            distill_weight=align,
+            distill_min_count=min_count,
             options=dict(self.options),
         )
 
@@ -206,6 +251,9 @@ class SynthesisControl:
     synthesizer: Synthesizer
     side_features: torch.Tensor | None
     rate_logit: nn.Parameter | None
+    rate_k: nn.Parameter | None
+    counts: torch.Tensor | None
+    _check_ids: Callable[[torch.Tensor, str], bool]  # ColdStart's (a stub here would shadow it)
     step: torch.Tensor
     num_embeddings: int
     embedding_dim: int
@@ -233,23 +281,62 @@ class SynthesisControl:
         return synth
 
     def _set_adaptive(self, config: SynthesisConfig) -> None:
-        if config.adaptive:
-            rate = config.synthesis_rate
+        rate = config.synthesis_rate
+        self.rate_logit = self.rate_k = None
+        if config.adaptive is True:
             # (1,) rather than 0-d, like ``step``: saved files checksum tensors as bytes.
-            logit = torch.full(
-                (1,), math.log(rate / (1 - rate)), dtype=self._dtype(), device=self._device()
-            )
-            self.rate_logit = nn.Parameter(logit)
-        else:
-            self.rate_logit = None
+            self.rate_logit = self._scalar(math.log(rate / (1 - rate)))
+        elif config.count_rate:
+            self.rate_k = self._scalar(initial_rate_k(rate))
+
+    def _scalar(self, value: float) -> nn.Parameter:
+        return nn.Parameter(torch.full((1,), value, dtype=self._dtype(), device=self._device()))
+
+    def _ensure_counts(self, config: SynthesisConfig) -> None:
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ rate
     def current_rate(self, synthesis_rate: Any = None) -> float | torch.Tensor:
         """The blend rate the next forward uses (before per-id overrides).
 
+        With ``adaptive="count"`` the rate is per id (see :meth:`rates`); this is
+        then the rate of an id trained :data:`COUNT_REF` (10) times.
+
         Args:
             synthesis_rate: a per-call rate (float in ``[0, 1]`` or a 0-d tensor), or None.
         """
+        if synthesis_rate is None and self.rate_k is not None:
+            return self._scheduled(count_rate(torch.tensor(COUNT_REF), self.rate_k).reshape(()))
+        r = self._shared_rate(synthesis_rate)
+        assert r is not None
+        return r
+
+    def rates(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(*)`` ids -> ``(*)`` the rate each id gets in the next training-mode forward.
+
+        Before per-id overrides (cold ids, ``train_synthetic_fraction``: ``r = 1``).
+
+        Raises:
+            InvalidIndexError, ShapeError: ids the layer's forward would refuse.
+        """
+        ids = check_integer_ids(ids, f"{_OWNER}.rates").long()
+        beyond = self._check_ids(ids, f"{_OWNER}.rates")
+        with torch.no_grad():
+            shared = self._shared_rate(None)
+            if shared is not None:
+                return torch.as_tensor(shared, dtype=self._dtype()).expand(ids.shape).clone()
+            return self._id_rates(ids.reshape(-1), beyond).reshape(ids.shape)
+
+    def _seen(self, ids: torch.Tensor, beyond: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _id_rates(self, ids: torch.Tensor, beyond: bool) -> torch.Tensor:
+        """``(N,)`` ids -> ``(N, 1)`` count-aware rates (``adaptive="count"``), scheduled."""
+        assert self.rate_k is not None
+        return self._scheduled(count_rate(self._seen(ids, beyond), self.rate_k))
+
+    def _shared_rate(self, synthesis_rate: Any) -> float | torch.Tensor | None:
+        """The rate shared by every id of the next forward; None when it is per id."""
         if synthesis_rate is not None:
             if isinstance(synthesis_rate, torch.Tensor):
                 if synthesis_rate.numel() != 1 or not synthesis_rate.is_floating_point():
@@ -261,16 +348,20 @@ class SynthesisControl:
             rate = check_float(_OWNER, "synthesis_rate", synthesis_rate, 0.0, 1.0)
             assert rate is not None
             return rate
-        cfg = self.config
+        if self.rate_k is not None:
+            return None
         r: float | torch.Tensor = (
             torch.sigmoid(self.rate_logit).reshape(())
             if self.rate_logit is not None
-            else cfg.synthesis_rate
+            else self.config.synthesis_rate
         )
-        if cfg.schedule is not None:
-            warmup = cfg.schedule[1]
-            factor = 1.0 if warmup == 0 else min(1.0, int(self.step) / warmup)
-            r = r * factor
+        return self._scheduled(r)
+
+    def _scheduled(self, r: Any) -> Any:
+        schedule = self.config.schedule
+        if schedule is not None:
+            warmup = schedule[1]
+            r = r * (1.0 if warmup == 0 else min(1.0, int(self.step) / warmup))
         return r
 
     # ------------------------------------------------------------------ configuration
@@ -283,6 +374,8 @@ class SynthesisControl:
         *,
         adaptive: Any = KEEP,
         train_synthetic_fraction: Any = KEEP,
+        distill_weight: Any = KEEP,
+        distill_min_count: Any = KEEP,
         **options: Any,
     ) -> _Control:
         """Change how the layer synthesizes; everything is validated before anything changes.
@@ -292,14 +385,17 @@ class SynthesisControl:
         synthesizer with new parameters (and, for ``manifold``, fits its
         coordinates now): rebuild optimizers that held the old parameters.
         Options given without a technique update the current technique's options.
+        A layer that kept no counts (its configuration read none) starts counting
+        when one that reads them is set: until then every id counts as untrained.
 
         Args:
             technique: a registered technique name.
             synthesis_rate: new rate in ``[0, 1]`` (resets a learnable rate to it).
             schedule: ``("linear", warmup_steps)`` or None.
             cold_threshold: eval-mode count below which ids are fully synthetic.
-            adaptive: learn the rate.
+            adaptive: ``False``, ``True`` (learn one rate) or ``"count"`` (per id).
             train_synthetic_fraction: training-mode fraction of fully synthetic ids.
+            distill_weight, distill_min_count: the distillation loss (see :class:`SynthesisConfig`).
             options: the technique's options.
 
         Returns:
@@ -323,6 +419,8 @@ class SynthesisControl:
             ("cold_threshold", cold_threshold),
             ("adaptive", adaptive),
             ("train_synthetic_fraction", train_synthetic_fraction),
+            ("distill_weight", distill_weight),
+            ("distill_min_count", distill_min_count),
         ):
             if value is not KEEP:
                 changes[name] = value
@@ -345,6 +443,7 @@ class SynthesisControl:
             new.adaptive and new.synthesis_rate != old.synthesis_rate
         ):
             self._set_adaptive(new)
+        self._ensure_counts(new)
         return self
 
 

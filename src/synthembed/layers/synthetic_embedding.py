@@ -11,12 +11,14 @@ Three parts (see ``DESIGN.md``)::
 - the *synthesizer* makes vectors (:mod:`synthembed.synthesis`: ``combination``,
   ``autoencoder``, ``gan``, ``manifold``, or your own registered technique);
 - the *blend* mixes them with the synthesis rate ``r``: fixed, learnable
-  (``adaptive=True``), scheduled (``schedule=("linear", warmup_steps)``), given
-  per call, and raised to 1 for cold ids.
+  (``adaptive=True``), per id after its training count (``adaptive="count"``),
+  scheduled (``schedule=("linear", warmup_steps)``), given per call, and raised
+  to 1 for cold ids.
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any
 
@@ -32,13 +34,15 @@ from synthembed._validation import (
     check_last_dim,
     check_output_finite,
 )
-from synthembed.errors import ConfigError, NotFittedError, ShapeError
+from synthembed.errors import ConfigError
 from synthembed.io import register_savable
-from synthembed.layers.aux_losses import PendingLosses
+from synthembed.layers.aux_losses import AuxLosses, PendingLosses
 from synthembed.layers.bases import BASES, make_base
-from synthembed.layers.blend import LastOutput, blend
+from synthembed.layers.blend import LastOutput, LastOutputBackward, blend
 from synthembed.layers.cold_start import ColdStart, check_state_size
 from synthembed.layers.embedding import Embedding
+from synthembed.layers.id_state import add_counts, count_rate, distill_loss, new_counts
+from synthembed.layers.sampling import sample
 from synthembed.layers.synthesis_config import (
     SynthesisConfig,
     SynthesisControl,
@@ -64,6 +68,8 @@ __all__ = [
 ]
 
 _OWNER = "SyntheticEmbeddingLayer"
+#: ``train_synthetic_fraction`` of a layer with side features (benchmarks/rates.py).
+DEFAULT_FRACTION = 0.3
 
 
 _BASE_OPTIONS = Codec(encode_options, lambda data, owner: decode_options(data))
@@ -71,7 +77,9 @@ _SCHEDULE = Codec(list, lambda data, owner: tuple(data))
 
 
 @register_savable
-class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Module):
+class SyntheticEmbeddingLayer(
+    Configurable, SynthesisControl, ColdStart, AuxLosses, LastOutputBackward, nn.Module
+):
     r"""An embedding whose vectors are a blend of stored rows and synthesized ones.
 
     ``out = (1 - r) * base(ids) + r * synthesizer(ids, base rows, side features)``
@@ -79,15 +87,20 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
     The rate ``r`` is, in order of precedence: the ``synthesis_rate`` given to
     :meth:`forward` (a float, or a 0-d tensor that may require grad, such as
     ``torch.sigmoid(self.my_rate)``); else the layer's own rate, learnable with
-    ``adaptive=True`` and ramped with ``schedule``. Per id, ``r = 1`` (fully
-    synthetic, base row hidden from the synthesizer) for
+    ``adaptive=True``, per id with ``adaptive="count"`` (``r_i = k / (k + count_i)``,
+    ``k`` learned: see :class:`SynthesisConfig`) and ramped with ``schedule``.
+    Per id, ``r = 1`` (fully synthetic, base row hidden from the synthesizer) for
 
     - in eval mode: ids seen fewer than ``cold_threshold`` times in training
       mode (the layer counts ids in its ``counts`` buffer) and ids added by
       :meth:`add_items` and not trained since;
     - in training mode: a random ``train_synthetic_fraction`` of the ids.
 
-    Per-id state: ``counts`` (and the ``step`` that drives ``schedule``) move only
+    Per-id state: ``counts`` (``int32``, saturating at 2**30; None while the
+    configuration reads none: no side features, ``cold_threshold=0``, no count
+    rate or alignment, a technique without per-id state; see
+    :mod:`synthembed.layers.id_state`), ``added`` (None until :meth:`add_items`)
+    and the ``step`` that drives ``schedule``. Counts and ``step`` move only
     in forwards that can train the table: training mode, gradients enabled, and a
     base whose parameters require grad. A forward under ``torch.no_grad()`` or
     ``torch.inference_mode()``, in eval mode, or with a frozen base changes no
@@ -133,10 +146,18 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
             ``side_feature_names``; ``add_items`` matches DataFrames by them).
         base: registered base name (``"full"``: a dense :class:`~synthembed.Embedding`).
         base_options: keyword options of the base (e.g. ``{"max_norm": 1.0}``).
-        adaptive: learn the rate (parameter ``rate_logit`` through a sigmoid).
+        adaptive: ``True``: learn the rate (parameter ``rate_logit`` through a sigmoid);
+            ``"count"``: a rate per id, ``k / (k + count)`` (parameter ``rate_k``,
+            ``k = softplus(rate_k)``).
         schedule: ``("linear", warmup_steps)`` gradual synthesis, or None.
         cold_threshold: eval-mode count below which ids are fully synthetic.
-        train_synthetic_fraction: training-mode fraction of ids served fully synthetic.
+        train_synthetic_fraction: training-mode fraction of ids served fully synthetic;
+            default 0.3 with side features, 0 without.
+        distill_weight, distill_min_count: distillation (alignment) of synthesized vectors with the
+            rows of ids trained at least ``distill_min_count`` times, through
+            :meth:`get_loss` (0: off; see :class:`SynthesisConfig`).
+        fused_optimizer: handed to the base (bases that take ``fused_optimizer=``
+            update their rows inside backward; see :mod:`synthembed.optim`).
         check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
             forward whose output holds a NaN or infinity, naming the layer and the
             ids that produced it (one extra pass over the output per forward).
@@ -207,12 +228,16 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         Option("schedule", get=lambda m: m.config.schedule, codec=_SCHEDULE),
         Option("cold_threshold", get=lambda m: m.config.cold_threshold),
         Option("train_synthetic_fraction", get=lambda m: m.config.train_synthetic_fraction),
+        Option("distill_weight", get=lambda m: m.config.distill_weight),
+        Option("distill_min_count", get=lambda m: m.config.distill_min_count),
         Option("check_finite"),
+        # Per-id buffers the layer holds (they exist only when needed): load rebuilds them.
+        Option("id_state", get=lambda m: m._id_state(), init=False, show=False),
         Option("dtype", get=lambda m: m._dtype(), codec=DTYPE, init=False, show=False),
     )
 
-    counts: torch.Tensor
-    added: torch.Tensor
+    counts: torch.Tensor | None
+    added: torch.Tensor | None
     step: torch.Tensor
     side_features: torch.Tensor | None
 
@@ -229,11 +254,14 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         side_features: Any = None,
         base: str = "full",
         base_options: dict[str, Any] | None = None,
-        adaptive: bool = False,
+        adaptive: bool | str = False,
         schedule: tuple[str, int] | None = None,
         cold_threshold: int = 0,
-        train_synthetic_fraction: float = 0.0,
+        train_synthetic_fraction: float | None = None,
+        distill_weight: float = 0.0,
+        distill_min_count: int = 10,
         check_finite: bool = False,
+        fused_optimizer: Any = None,
         device: Any = None,
         dtype: torch.dtype | None = None,
         _fit: bool = True,
@@ -263,6 +291,10 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         input_dim = num_embeddings
         check_int(_OWNER, "num_embeddings", num_embeddings, 1)
         check_int(_OWNER, "embedding_dim", embedding_dim, 1)
+        if train_synthetic_fraction is None:
+            # Measured in benchmarks/rates.py (results/rates.md): with side features the
+            # synthesizer must learn to stand alone; without, it has only the row to go on.
+            train_synthetic_fraction = DEFAULT_FRACTION if side_features is not None else 0.0
         config = SynthesisConfig(
             technique=technique,
             synthesis_rate=synthesis_rate,
@@ -270,6 +302,8 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
             schedule=schedule,
             cold_threshold=cold_threshold,
             train_synthetic_fraction=train_synthetic_fraction,
+            distill_weight=distill_weight,
+            distill_min_count=distill_min_count,
             options=dict(technique_options),
         ).validate()
         names = column_names(side_features)
@@ -289,6 +323,7 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
                 "(pooling) is not supported. Pool the layer's outputs instead."
             )
         encode_options(base_options)
+        fused = _fused_options(base, fused_optimizer)
         if not isinstance(check_finite, bool):
             raise ConfigError(
                 f"The 'check_finite' parameter of {_OWNER} must be a bool. Got {check_finite!r} instead."
@@ -309,24 +344,24 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
             base_options = {**base_options, "device": device}
         if dtype is not None:
             base_options = {**base_options, "dtype": dtype}
-        self.base = make_base(base, input_dim, embedding_dim, **base_options)
+        self.base = make_base(base, input_dim, embedding_dim, **base_options, **fused)
         self.register_buffer(
             "side_features",
             None if side is None else side.to(device=self._device(), dtype=self._dtype()),
         )
         self.synthesizer: Synthesizer = self._build_synthesizer(config, fit=_fit)
         self.synthesizer.to(device=self._device(), dtype=self._dtype())
-        self.register_buffer(
-            "counts", torch.zeros(input_dim, dtype=torch.long, device=self._device())
-        )
-        self.register_buffer(
-            "added", torch.zeros(input_dim, dtype=torch.bool, device=self._device())
-        )
+        self.register_buffer("counts", None)  # see "Per-id state" in the class notes
+        self.register_buffer("added", None)
+        self._count_bound = 0  # an upper bound of counts.max(), for saturation
+        self._align: torch.Tensor | None = None  # this forward's alignment loss
         # (1,) rather than 0-d: safetensors checksums view tensors as bytes, which 0-d cannot.
         self.register_buffer("step", torch.zeros(1, dtype=torch.long, device=self._device()))
         self.rate_logit: nn.Parameter | None = None
+        self.rate_k: nn.Parameter | None = None
         self.config = config
         self._set_adaptive(config)
+        self._ensure_counts(config)
         self._any_added = False
         self._last_output = LastOutput()
         self._synth_ran = False
@@ -336,6 +371,18 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         self.register_load_state_dict_post_hook(_refresh_after_load)
 
     # ------------------------------------------------------------------ helpers
+    def _ensure_counts(self, config: SynthesisConfig) -> None:
+        """Allocate ``counts`` once the configuration reads them (from then on they count)."""
+        if self.counts is not None:
+            return
+        if (
+            config.counts_needed()
+            or self.side_features is not None
+            or self.added is not None
+            or getattr(self.synthesizer, "id_tables", False)
+        ):
+            self.counts = new_counts(self.num_embeddings, self._device())
+
     def _dtype(self) -> torch.dtype:
         for p in self.base.parameters():
             if p.is_floating_point():
@@ -406,37 +453,73 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
                 ids = ids.long()
             beyond = self._check_ids(ids, _OWNER)
             index = ids
-        r = self.current_rate(synthesis_rate)
+        r = self._shared_rate(synthesis_rate)  # None: per id (adaptive="count")
         forced = self._forced(ids, beyond)
-        lookup_only = forced is None and not isinstance(r, torch.Tensor) and r == 0.0
+        lookup_only = forced is None and isinstance(r, float) and r == 0.0
         if beyond and not lookup_only:
             assert ids is not None
             self._check_beyond(ids)
         inverse = None
+        grad = self.training and torch.is_grad_enabled()
+        self._align = None
         if lookup_only:
             out = self._base_rows(index, ids)
         elif ids is not None and self._dedupes():
             out, inverse = self._synthesize_distinct(ids, forced, r, beyond)
         else:
-            out = self._synthesize(index, ids, self._base_rows(index, ids), forced, r)
+            out = self._synthesize(index, ids, self._base_rows(index, ids), forced, r, beyond)
         if self.check_finite:
             check_output_finite(out, ids, type(self).__name__)  # raises before any state changes
-        grad = self.training and torch.is_grad_enabled()
         if grad and self._base_trains():  # see "Per-id state" in the class notes
             with torch.no_grad():
-                if ids is not None:
+                if ids is not None and self.counts is not None:
                     flat = ids.reshape(-1)
                     if beyond:  # counts cover [0, input_dim); ids past it are not counted
                         flat = flat[flat < self.input_dim]
-                    # An expanded 1 (no (N,) allocation and fill): measurably cheaper per step.
-                    self.counts.scatter_add_(0, flat, flat.new_ones(()).expand_as(flat))
+                    self._count(flat)
                 self.step.add_(1)
         self._synth_ran = not lookup_only
+        align, self._align = self._align, None
         if not torch.compiler.is_compiling():  # a compiled graph keeps nothing
             self._last_output = LastOutput(out)
             if grad and not lookup_only:
-                self._pending.add(self.synthesizer.last_record(), inverse, self._synth_version())
+                self._pending.add(
+                    self.synthesizer.last_record(), inverse, self._synth_version(), align
+                )
         return out
+
+    def _count(self, flat: torch.Tensor) -> None:
+        assert self.counts is not None
+        if torch.compiler.is_compiling():  # a python-side bound would recompile every step
+            self.counts.scatter_add_(0, flat, self.counts.new_ones(()).expand_as(flat))
+        else:
+            self._count_bound = add_counts(self.counts, flat, self._count_bound)
+
+    def _seen(self, ids: torch.Tensor, beyond: bool) -> torch.Tensor:
+        """``(*)`` training counts of ids (0 past the table, or when the layer keeps none)."""
+        if self.counts is None:
+            return torch.zeros(ids.shape, dtype=torch.int32, device=ids.device)
+        return self._table_lookup(self.counts, ids, beyond)
+
+    def _distills(self) -> bool:
+        return self.config.distill_weight > 0 and self.training and torch.is_grad_enabled()
+
+    def _keep_distill(
+        self,
+        ids: torch.Tensor,
+        beyond: bool,
+        syn: torch.Tensor,
+        rows: torch.Tensor,
+        hidden: torch.Tensor | None,
+        weight: torch.Tensor | None = None,
+    ) -> None:
+        """The alignment loss of this forward: stand-alone vectors of well-trained ids."""
+        if hidden is None:
+            return
+        select = hidden & (self._seen(ids, beyond) >= self.config.distill_min_count)
+        loss = distill_loss(syn, rows, select, weight)
+        if loss is not None:
+            self._align = self.config.distill_weight * loss
 
     def _base_trains(self) -> bool:
         return any(p.requires_grad for p in self.base.parameters())
@@ -467,7 +550,8 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         ids: torch.Tensor | None,
         rows: torch.Tensor,
         forced: torch.Tensor | None,
-        r: float | torch.Tensor,
+        r: float | torch.Tensor | None,
+        beyond: bool = False,
     ) -> torch.Tensor:
         """Every position: ``blend(rows, synthesizer(...), r)`` with ``r = 1`` where forced."""
         side = None if self.side_features is None else lookup_rows(self.side_features, index)
@@ -476,13 +560,26 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         notpad = None
         if ids is not None and self.padding_idx is not None:
             notpad = ids != self.padding_idx
+        if r is None:  # per id; soft input counts x @ counts
+            if ids is not None:
+                r = self._id_rates(ids, beyond)  # (*, 1)
+            else:
+                every = torch.arange(self.input_dim, device=index.device)
+                seen = index @ self._seen(every, False).to(index.dtype)  # (*,)
+                r = self._scheduled(count_rate(seen, self.rate_k))  # type: ignore[arg-type]
+        if ids is not None and self._distills():
+            d = self.embedding_dim
+            flat_hidden = None if forced is None else forced.reshape(-1)
+            self._keep_distill(
+                ids.reshape(-1), beyond, syn.reshape(-1, d), rows.reshape(-1, d), flat_hidden
+            )
         return blend(rows, syn, r, forced, notpad)
 
     def _synthesize_distinct(
         self,
         ids: torch.Tensor,
         forced: torch.Tensor | None,
-        r: float | torch.Tensor,
+        r: float | torch.Tensor | None,
         beyond: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`_synthesize` once per distinct ``(id, visible)`` pair, copied back.
@@ -507,135 +604,23 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         side = None if self.side_features is None else self.side_features.index_select(0, id_u)
         syn = self.synthesizer(id_u, rows, side, None if hidden is None else ~hidden)
         notpad = None if self.padding_idx is None else id_u != self.padding_idx
+        if r is None:
+            r = self._id_rates(id_u, beyond)  # (U, 1)
+        if self._distills():
+            weight = torch.bincount(inverse, minlength=id_u.shape[0])  # positions per row
+            self._keep_distill(id_u, beyond, syn, rows, hidden, weight)
         out = blend(rows, syn, r, hidden, notpad)  # (U, D)
         out = _kernels.expand_rows(out, inverse, self._out_buffers)  # (N, D)
         return out.view(*ids.shape, self.embedding_dim), inverse
 
-    # ------------------------------------------------------------------ losses
-    def get_loss(self) -> torch.Tensor:
-        """Auxiliary loss of the technique over every training forward since the last call.
-
-        ``autoencoder``: reconstruction + alignment; ``gan``: the generator's
-        loss; ``combination`` and ``manifold``: none. Add it to the task loss.
-        Each training-mode forward run with gradients enabled (and not skipping
-        the synthesizer) adds its own loss, a mean over its positions; the sum
-        is returned and reading it starts the sum afresh. So a step that calls
-        the layer twice (BPR: positives, then negatives) gets both losses.
-        Losses left unread when the synthesizer's parameters change (an
-        optimizer step) are dropped.
-
-        Returns:
-            A 0-d tensor; zero when the technique has no loss or no training
-            forward ran since the last call.
-        """
-        total: torch.Tensor | None = None
-        records = self._pending.take()
-        if records and all(rec.tensors is None for rec, _ in records):
-            records = records[-1:]  # a technique that keeps its own state: the last forward
-        for record, inverse in records:
-            with self.synthesizer.replay(record):
-                aux = self._weighted_row_loss(inverse)
-                if aux is None:
-                    aux = self.synthesizer.aux_loss()
-            if aux is not None:
-                total = aux if total is None else total + aux
-        if total is None:
-            return torch.zeros((), dtype=self._dtype(), device=self._device())
-        return total
-
-    def _weighted_row_loss(self, inverse: torch.Tensor | None) -> torch.Tensor | None:
-        """After a deduplicated forward, the technique's per-row loss averaged over positions:
-        each distinct row weighs as many positions as it stands for."""
-        if inverse is None:
-            return None
-        rows = self.synthesizer.aux_loss_rows()  # (U,)
-        if rows is None or rows.dim() != 1:
-            return None
-        counts = torch.bincount(inverse, minlength=rows.shape[0])
-        if counts.shape != rows.shape:
-            return None
-        return (rows * counts.to(rows.dtype)).sum() / max(inverse.numel(), 1)
-
-    def discriminator_loss(self) -> torch.Tensor:
-        """The ``gan`` technique's discriminator loss for the last training forward.
-
-        Returns:
-            A 0-d tensor (zero in eval mode or when the synthesizer was skipped).
-
-        Raises:
-            ConfigError: the technique has no discriminator.
-        """
-        fn = getattr(self.synthesizer, "discriminator_loss", None)
-        if fn is None:
-            raise ConfigError(
-                f"discriminator_loss() belongs to the 'gan' technique; this layer uses "
-                f"{self.config.technique!r}. Switch with configure_synthesis(technique='gan')."
-            )
-        loss = fn() if self._synth_ran else None
-        if loss is None:
-            return torch.zeros((), dtype=self._dtype(), device=self._device())
-        return loss  # type: ignore[no-any-return]
-
-    def discriminator_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the ``gan`` discriminator (empty for other techniques)."""
-        disc = getattr(self.synthesizer, "discriminator", None)
-        return list(disc.parameters()) if isinstance(disc, nn.Module) else []
-
-    # ------------------------------------------------------------------ backward
-    def backward(self, grad_output: torch.Tensor) -> None:
-        """Backpropagate ``grad_output`` from the last forward's output, with autograd.
-
-        The founding documents' form of ``out.backward(grad_output)``::
-
-            out = layer(ids)
-            layer.backward(grad)  # the same as out.backward(grad)
-
-        The layer keeps only a weak reference to its last output (no autograd
-        graph stays on the module), so keep ``out`` alive until this call.
-        Each forward is differentiated once.
-
-        Args:
-            grad_output: ``(*, D)``, the gradient of the loss with respect to the
-                last forward's output.
-
-        Raises:
-            NotFittedError: no forward to differentiate (none yet, its backward
-                was already taken, or its output has been dropped).
-            ShapeError: ``grad_output`` does not have the output's shape.
-        """
-        out = self._last_output.get()
-        if out is None:
-            dropped = self._last_output.ref is not None
-            raise NotFittedError(
-                f"{_OWNER}.backward() differentiates the last forward pass, and there is none "
-                "pending: call layer(input) first"
-                + (
-                    " and keep its output alive (out = layer(ids); layer.backward(grad)): the "
-                    "layer holds only a weak reference to it"
-                    if dropped
-                    else ""
-                )
-                + ". Each forward can be differentiated once."
-            )
-        if not isinstance(grad_output, torch.Tensor) or grad_output.shape != out.shape:
-            got = (
-                tuple(grad_output.shape)
-                if isinstance(grad_output, torch.Tensor)
-                else type(grad_output).__name__
-            )
-            raise ShapeError(
-                f"grad_output must have the last output's shape {tuple(out.shape)}; got {got}."
-            )
-        if not out.requires_grad:
-            raise NotFittedError(
-                f"The last forward of this {_OWNER} recorded no gradients (it ran under "
-                "torch.no_grad() or inference mode, or nothing in it requires grad): run the "
-                "forward with gradients enabled before calling backward()."
-            )
-        self._last_output = LastOutput()
-        torch.autograd.backward(out, grad_output.to(out.dtype))
+    def sample(self, n: int, side_features: Any = None, **options: Any) -> torch.Tensor:
+        """``n`` new synthetic vectors (data augmentation): :func:`synthembed.layers.sampling.sample`."""
+        return sample(self, n, side_features, **options)
 
     # ------------------------------------------------------------------ save / load
+    def _id_state(self) -> list[str]:
+        return [name for name in ("counts", "added") if getattr(self, name) is not None]
+
     def _base_config(self) -> dict[str, Any] | None:
         get = getattr(self.base, "get_config", None)
         return get() if callable(get) else None
@@ -662,6 +647,11 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
             # function of num_embeddings alone.
             layer.base = rebuild(base_config)
         layer.side_feature_names = cfg.get("side_feature_names")
+        n, device = layer.num_embeddings, layer._device()
+        if "counts" in (cfg.get("id_state") or ()) and layer.counts is None:
+            layer.counts = new_counts(n, device)
+        if "added" in (cfg.get("id_state") or ()):
+            layer.added = torch.zeros(n, dtype=torch.bool, device=device)
         return layer.to(dtype)
 
     def extra_repr(self) -> str:
@@ -672,8 +662,23 @@ class SyntheticEmbeddingLayer(Configurable, SynthesisControl, ColdStart, nn.Modu
         return s
 
 
+def _fused_options(base: str, fused_optimizer: Any) -> dict[str, Any]:
+    """``{"fused_optimizer": ...}`` for a base that takes it; {} when none is given."""
+    if fused_optimizer is None:
+        return {}
+    cls = BASES.get(base)
+    if cls is None or "fused_optimizer" not in inspect.signature(cls).parameters:
+        raise ConfigError(
+            f"{_OWNER}(fused_optimizer=...) needs a base that takes fused_optimizer=; the "
+            f"{base!r} base does not. Use an optimizer over layer.parameters() instead."
+        )
+    return {"fused_optimizer": fused_optimizer}
+
+
 def _refresh_after_load(module: nn.Module, incompatible: Any) -> None:
-    """After ``load_state_dict``: re-derive the python-side flag from the ``added`` buffer."""
+    """After ``load_state_dict``: re-derive the python-side state from the buffers."""
     if isinstance(module, SyntheticEmbeddingLayer):
-        module._any_added = bool(module.added.any())
+        module._any_added = module.added is not None and bool(module.added.any())
+        counts = module.counts
+        module._count_bound = int(counts.max()) if counts is not None and counts.numel() else 0
         module._last_output = LastOutput()
