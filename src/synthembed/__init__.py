@@ -38,6 +38,7 @@ from synthembed.layers.bases import (
     register_base,
 )
 from synthembed.layers.embedding import Embedding
+from synthembed.layers.ensemble import SyntheticEnsemble
 from synthembed.layers.quantized import QuantizedEmbedding
 from synthembed.layers.synthetic_embedding import (
     TECHNIQUES,
@@ -53,6 +54,8 @@ from synthembed.layers.tabular import (
 )
 from synthembed.memory import memory_report
 from synthembed.quantize import quantize
+from synthembed.subwords import SubwordEmbedding
+from synthembed.tokenize import RegexTokenizer, TextAsTokenWarning, get_tokenizer
 from synthembed.vocab import EncodedBatch, Vocabulary
 
 if _TYPE_CHECKING:
@@ -124,13 +127,17 @@ __all__ = [
     "NotFittedError",
     "NumericalSpec",
     "PathError",
+    "RegexTokenizer",
     "QREmbedding",
     "QuantizedEmbedding",
     "ShapeError",
+    "SubwordEmbedding",
     "SynthembedError",
     "SynthesisConfig",
     "SyntheticEmbeddingLayer",
+    "SyntheticEnsemble",
     "TabularEmbedding",
+    "TextAsTokenWarning",
     "TextEncoder",
     "UnknownTokenError",
     "Vectors",
@@ -143,6 +150,7 @@ __all__ = [
     "export_projector",
     "extract",
     "get_kernels",
+    "get_tokenizer",
     "load",
     "load_vectors",
     "load_weights",

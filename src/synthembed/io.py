@@ -37,6 +37,7 @@ __all__ = [
     "load",
     "load_weights",
     "read_tensors",
+    "rebuild",
     "register_savable",
     "save",
     "save_weights",
@@ -66,6 +67,22 @@ def register_savable(cls: T) -> T:
     """Class decorator: allow :func:`load` to rebuild ``cls`` via ``cls.from_config``."""
     _REGISTRY[cls.__name__] = cls.from_config  # type: ignore[attr-defined]
     return cls
+
+
+def rebuild(cls_name: str, config: Any, **extra: Any) -> Any:
+    """Build a registered class from its saved configuration (tensors fresh).
+
+    What :func:`load` does before filling the tensors; containers of layers (an
+    ensemble) call it for their members.
+
+    Raises:
+        FileFormatError: ``cls_name`` is not a registered class.
+    """
+    if not isinstance(cls_name, str) or cls_name not in _REGISTRY:
+        raise FileFormatError(
+            f"Unknown saved class {cls_name!r}; known classes: {sorted(_REGISTRY)}."
+        )
+    return _REGISTRY[cls_name](config, **extra)  # type: ignore[call-arg]
 
 
 def _tensors_of(obj: Any) -> dict[str, torch.Tensor]:

@@ -627,3 +627,15 @@ def test_max_norm_on_a_weight_over_a_read_only_numpy_array_matches_torch() -> No
     ids = torch.randint(0, 50, (30,))
     assert torch.equal(ours(ids), theirs(ids))
     assert torch.equal(ours.weight, theirs.weight)
+
+
+def test_an_encoded_batch_goes_in_as_it_is() -> None:
+    vocab = Vocabulary.build([["a", "b"], ["c"]])
+    batch = vocab.encode([["a", "b"], ["c"]])
+    plain = Embedding(vocab=vocab, embedding_dim=4)
+    torch.testing.assert_close(plain(batch), plain(batch.ids))
+    pooled = Embedding(vocab=vocab, embedding_dim=4, mode="mean")
+    torch.testing.assert_close(pooled(batch), pooled(batch.ids, mask=batch.mask))
+    torch.testing.assert_close(pooled(batch)[1], pooled.weight[vocab["c"]])
+    with pytest.raises(ConfigError, match="got an EncodedBatch and mask=; the batch has its mask"):
+        pooled(batch, mask=batch.mask)

@@ -152,9 +152,12 @@ class ColdStart:
             side_features: ``(n, F)`` side features of the new ids (required when
                 the layer has side features): a tensor, numpy array, list, or pandas
                 DataFrame (matched by column name when the layer was built from one).
-            num_items: number of new ids when the layer has no side features.
+            num_items: number of new ids when the layer has no side features
+                (``len(tokens)`` when ``tokens=`` is given).
             technique_kwargs: technique-specific data, e.g. ``affinity=`` ``(n, input_dim)``
-                similarities for a ``manifold`` layer built on a similarity graph.
+                similarities for a ``manifold`` layer built on a similarity graph, or
+                ``tokens=`` the new words (the ``subword`` technique spells them; a
+                bound vocabulary grows by them, keeping ids and vocabulary in step).
 
         Returns:
             The new ids, a ``(n,)`` long tensor.
@@ -198,6 +201,8 @@ class ColdStart:
                     f"This {_OWNER} was built without side features; pass num_items=n instead "
                     "(or build the layer with side_features= to synthesize from them)."
                 )
+            if num_items is None and technique_kwargs.get("tokens") is not None:
+                num_items = len(technique_kwargs["tokens"])
             checked = check_int(f"{_OWNER}.add_items", "num_items", num_items, 0)
             assert checked is not None
             n = checked
@@ -216,11 +221,15 @@ class ColdStart:
                 "with train_synthetic_fraction > 0 (the default with side features is 0.3).",
                 stacklevel=2,
             )
+        words = self._new_words(technique_kwargs.get("tokens"), n)
         # The synthesizer validates its own inputs before changing anything.
         self.synthesizer.grow(n, new_side, old_side, **technique_kwargs)
+        if words is not None:
+            self.vocab.add(words)  # type: ignore[attr-defined]
         # Unread auxiliary losses of earlier forwards: their graphs hold the tables at the old
         # size (a backward through them would fail, and keeps autograd's per-leaf state alive).
         self._pending.take()
+        self.synthesizer.forget()
         base = self.base
         if isinstance(base, Embedding):
             with torch.no_grad():
@@ -246,6 +255,22 @@ class ColdStart:
         self.num_embeddings += n
         self._any_added = True
         return new_ids.to(device)
+
+    def _new_words(self, tokens: Any, n: int) -> list[Any] | None:
+        """The new ids' words, checked against a bound vocabulary (None without one)."""
+        vocab = getattr(self, "vocab", None)
+        if tokens is None or vocab is None:
+            return None
+        words = [tokens] if isinstance(tokens, str) else list(tokens)
+        known = [w for w in words if w in vocab]
+        if len(words) != n or known or len(set(words)) != n or len(vocab) != self.num_embeddings:
+            raise ConfigError(
+                f"add_items(tokens=...) adds {n} new words to the bound vocabulary, whose ids "
+                f"must follow the layer's {self.num_embeddings}: got {len(words)} words "
+                f"({len(set(words))} distinct; already in the vocabulary: {known[:5]}) for a "
+                f"vocabulary of {len(vocab)} ids."
+            )
+        return words
 
     def is_cold(self, ids: torch.Tensor) -> torch.Tensor:
         """``(*)`` bool: which ids an eval-mode forward serves fully synthetic."""

@@ -21,6 +21,7 @@ from synthembed._validation import (
     check_integer_ids,
     check_last_dim,
 )
+from synthembed.encoded_batch import EncodedBatch
 from synthembed.errors import ConfigError, NonFiniteError, ShapeError
 from synthembed.io import register_savable
 from synthembed.layers.embedding_bags import PoolingMode, check_bag_inputs, pool_bags
@@ -309,7 +310,8 @@ class Embedding(Configurable, nn.Embedding):
         cannot compile keyword-only arguments with defaults.
 
         Args:
-            input: ``(*)`` integer ids, or ``(*, num_embeddings)`` floats.
+            input: ``(*)`` integer ids, ``(*, num_embeddings)`` floats, or an
+                ``EncodedBatch`` (its mask is used when pooling).
             mask: with ``mode``, a ``(*, L)`` bool tensor; False entries are left out.
             per_sample_weights: with ``mode="sum"`` or ``"mean"``, ``(*, L)`` weights.
 
@@ -346,6 +348,10 @@ class Embedding(Configurable, nn.Embedding):
         per_sample_weights: torch.Tensor | None,
     ) -> torch.Tensor:
         owner = type(self).__name__
+        if isinstance(input, EncodedBatch):
+            if mask is not None:
+                raise ConfigError(f"{owner} got an EncodedBatch and mask=; the batch has its mask.")
+            input, mask = input.ids, (input.mask if self.mode is not None else None)
         if isinstance(input, torch.Tensor) and input.is_floating_point():
             soft = self._soft_lookup(input)
             if self._checks_values() and not bool(torch.isfinite(soft).all()):

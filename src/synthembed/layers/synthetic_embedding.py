@@ -52,6 +52,7 @@ from synthembed.layers.synthesis_config import (
     encode_options,
     third_positional_moved,
 )
+from synthembed.layers.token_lookup import TokenLookup, bind_vocab
 from synthembed.synthesis import (
     TECHNIQUES,
     Synthesizer,
@@ -66,10 +67,12 @@ __all__ = [
     "blend",
     "register_technique",
 ]
+from synthembed.vocab import VOCABULARY, Vocabulary
 
 _OWNER = "SyntheticEmbeddingLayer"
-#: ``train_synthetic_fraction`` of a layer with side features (benchmarks/rates.py).
-DEFAULT_FRACTION = 0.3
+#: With side features: ``train_synthetic_fraction`` and ``synthesis_rate``, and the rate
+#: without (benchmarks/rates.py: rate 0.5 led 0.1 on validation, 0.362 against 0.344).
+DEFAULT_FRACTION, DEFAULT_RATE_SIDE, DEFAULT_RATE = 0.3, 0.5, 0.1
 
 
 _BASE_OPTIONS = Codec(encode_options, lambda data, owner: decode_options(data))
@@ -78,7 +81,7 @@ _SCHEDULE = Codec(list, lambda data, owner: tuple(data))
 
 @register_savable
 class SyntheticEmbeddingLayer(
-    Configurable, SynthesisControl, ColdStart, AuxLosses, LastOutputBackward, nn.Module
+    Configurable, SynthesisControl, ColdStart, AuxLosses, LastOutputBackward, TokenLookup, nn.Module
 ):
     r"""An embedding whose vectors are a blend of stored rows and synthesized ones.
 
@@ -137,7 +140,8 @@ class SyntheticEmbeddingLayer(
         embedding_dim: size ``D`` of each vector.
         padding_idx: id whose output has no synthetic part and whose row gets no
             gradient; third positional, as in ``torch.nn.Embedding``.
-        synthesis_rate: the blend rate in ``[0, 1]`` (default 0.1; see :class:`SynthesisConfig`).
+        synthesis_rate: the blend rate in ``[0, 1]``; default 0.5 with side features, 0.1
+            without (see :class:`SynthesisConfig`).
         technique: registered synthesis technique (``"combination"``, ``"autoencoder"``,
             ``"gan"``, ``"manifold"``, or your own).
         side_features: optional ``(input_dim, F)`` per-id features (genres,
@@ -161,6 +165,9 @@ class SyntheticEmbeddingLayer(
         check_finite: raise :class:`~synthembed.errors.NonFiniteError` at the first
             forward whose output holds a NaN or infinity, naming the layer and the
             ids that produced it (one extra pass over the output per forward).
+        vocab: a :class:`~synthembed.Vocabulary` bound to the ids, for
+            :meth:`lookup`; it sets ``num_embeddings`` and ``padding_idx`` when they
+            are not given, and the ``subword`` technique's words.
         device, dtype: where and in which floating dtype the tables and the
             synthesizer live (as ``torch.nn.Embedding``'s).
         technique_options: options of the technique (e.g. ``bottleneck=16``).
@@ -231,6 +238,7 @@ class SyntheticEmbeddingLayer(
         Option("distill_weight", get=lambda m: m.config.distill_weight),
         Option("distill_min_count", get=lambda m: m.config.distill_min_count),
         Option("check_finite"),
+        Option("vocab", codec=VOCABULARY, show=False),
         # Per-id buffers the layer holds (they exist only when needed): load rebuilds them.
         Option("id_state", get=lambda m: m._id_state(), init=False, show=False),
         Option("dtype", get=lambda m: m._dtype(), codec=DTYPE, init=False, show=False),
@@ -249,7 +257,7 @@ class SyntheticEmbeddingLayer(
         padding_idx: int | None = None,
         *,
         input_dim: int | None = None,
-        synthesis_rate: float = 0.1,
+        synthesis_rate: float | None = None,
         technique: str = "combination",
         side_features: Any = None,
         base: str = "full",
@@ -262,6 +270,7 @@ class SyntheticEmbeddingLayer(
         distill_min_count: int = 10,
         check_finite: bool = False,
         fused_optimizer: Any = None,
+        vocab: Vocabulary | None = None,
         device: Any = None,
         dtype: torch.dtype | None = None,
         _fit: bool = True,
@@ -283,6 +292,9 @@ class SyntheticEmbeddingLayer(
                     "input_dim is the founding documents' name for num_embeddings: pass one."
                 )
             num_embeddings = input_dim
+        num_embeddings, padding_idx = bind_vocab(
+            vocab, num_embeddings, padding_idx, technique, technique_options
+        )
         if num_embeddings is None or embedding_dim is None:
             raise ConfigError(
                 f"{_OWNER} needs num_embeddings (or input_dim) and embedding_dim; got "
@@ -295,6 +307,8 @@ class SyntheticEmbeddingLayer(
             # Measured in benchmarks/rates.py (results/rates.md): with side features the
             # synthesizer must learn to stand alone; without, it has only the row to go on.
             train_synthetic_fraction = DEFAULT_FRACTION if side_features is not None else 0.0
+        if synthesis_rate is None:
+            synthesis_rate = DEFAULT_RATE_SIDE if side_features is not None else DEFAULT_RATE
         config = SynthesisConfig(
             technique=technique,
             synthesis_rate=synthesis_rate,
@@ -329,6 +343,7 @@ class SyntheticEmbeddingLayer(
                 f"The 'check_finite' parameter of {_OWNER} must be a bool. Got {check_finite!r} instead."
             )
         super().__init__()
+        self.vocab = vocab
         self.check_finite = check_finite
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim

@@ -2,11 +2,14 @@
 
 One module per technique, each registered by name in :data:`TECHNIQUES`:
 
-- ``combination``: feature combination, ``sigmoid(concat(row, side) @ C + b)``;
+- ``combination`` (the default): a content tower, an MLP with normalisation over
+  the side features (and the base row without them); the founding formula
+  ``sigmoid(concat(row, side) @ C + b)`` is ``Combination.FOUNDING``;
 - ``autoencoder``: bottleneck encoder of side features (or the base row), with
   reconstruction and alignment losses;
 - ``gan``: conditional generator against a discriminator of learned rows;
-- ``manifold``: scikit-learn manifold coordinates mapped linearly to ``D``.
+- ``manifold``: scikit-learn manifold coordinates mapped linearly to ``D``;
+- ``subword``: a word's vector from its spelling (fastText's hashed character n-grams).
 
 Add your own with :func:`register_technique`.
 """
@@ -23,6 +26,7 @@ from synthembed.synthesis.base import (
 from synthembed.synthesis.combination import Combination
 from synthembed.synthesis.gan import Gan
 from synthembed.synthesis.manifold import Manifold
+from synthembed.synthesis.subword import Subword
 
 __all__ = [
     "TECHNIQUES",
@@ -30,6 +34,7 @@ __all__ = [
     "Combination",
     "Gan",
     "Manifold",
+    "Subword",
     "Synthesizer",
     "get_technique",
     "lookup_rows",

@@ -301,6 +301,11 @@ class Synthesizer(nn.Module):
         """Keep tensors of this training forward for :meth:`aux_loss` (dropped in eval mode)."""
         self._last_forward = _LastForward(tensors if self.training else None)
 
+    def forget(self) -> None:
+        """Drop the last forward's record (and the autograd graph it holds), e.g. before
+        the tables grow: a live graph keeps autograd's per-leaf state at the old size."""
+        self._last_forward = _LastForward()
+
     def remembered(self) -> tuple[torch.Tensor, ...] | None:
         """What the last forward passed to :meth:`remember` (None in eval mode or after a copy)."""
         return self._last_forward.tensors
