@@ -27,6 +27,8 @@ from synthembed._validation import (
 )
 from synthembed.errors import ConfigError, ShapeError
 from synthembed.layers.id_state import COUNT_CAP, COUNT_REF, count_rate, initial_rate_k
+from synthembed.optim.fused import FUSED_OPTIMIZER
+from synthembed.optim.sparse import SparseRowOptimizer
 from synthembed.synthesis import Synthesizer, get_technique, make_synthesizer
 
 __all__ = [
@@ -165,11 +167,14 @@ class SynthesisConfig:
 
 
 def encode_options(options: dict[str, Any]) -> dict[str, Any]:
-    """JSON-safe copy of base options (``torch.dtype`` values become tagged strings)."""
+    """JSON-safe copy of base options (``torch.dtype`` values become tagged strings, a fused
+    optimizer its hyperparameters, which the bases accept as they are)."""
     out: dict[str, Any] = {}
     for key, value in options.items():
         if isinstance(value, torch.dtype):
             out[key] = {"torch.dtype": str(value).removeprefix("torch.")}
+        elif isinstance(value, SparseRowOptimizer):
+            out[key] = FUSED_OPTIMIZER.encode(value)
         else:
             out[key] = value
     json.dumps(out)  # raises TypeError for anything else that is not JSON-safe

@@ -72,3 +72,28 @@ def test_hash_config_errors() -> None:
         HashEmbedding(100, 4, padding_idx=100)
     with pytest.raises(ConfigError, match=r"'init_std'"):
         HashEmbedding(100, 4, init_std=0.0)
+
+
+def test_default_sizes_are_capped_for_huge_id_ranges() -> None:
+    from synthembed.layers.bases.hash import MAX_BUCKETS, MAX_ID_WEIGHTS
+
+    huge = HashEmbedding(100_000_000, 128, device="meta")
+    assert (huge.num_buckets, huge.num_weights) == (MAX_BUCKETS, MAX_ID_WEIGHTS) == (2**20, 2**22)
+    small = HashEmbedding(1600, 4)
+    assert (small.num_buckets, small.num_weights) == (100, 1600)
+
+
+def test_ids_beyond_the_capped_weights_share_hashed_rows() -> None:
+    from synthembed.layers.bases import hash as hash_module
+
+    layer = HashEmbedding(100, 4, num_buckets=50)
+    ids = torch.tensor([3, 99, 5_000_000])
+    rows = layer.weight_rows(ids)
+    assert rows[:2].tolist() == [3, 99] and 0 <= int(rows[2]) < 100
+    old = hash_module.MAX_ID_WEIGHTS
+    hash_module.MAX_ID_WEIGHTS = 102
+    try:
+        layer.grow(5)  # 105 ids: the importance table stops at the cap
+    finally:
+        hash_module.MAX_ID_WEIGHTS = old
+    assert layer.num_weights == 102 and layer.num_embeddings == 105
