@@ -4,7 +4,8 @@
 that move by more than 10% between such runs are settled here: both trees'
 ``Embedding`` in one process at V = 1,000,000, D = 128, 65,536 ids, interleaved
 round by round: the forward, the dense forward + backward, the padded (10%) dense
-training step with SGD, and 100 forwards of 16 ids (the per-call Python cost).
+training step with SGD, and 100 forwards of 16 ids (the per-call Python cost), under
+``no_grad`` and with autograd on.
 The figure to read is the median of the per-round ratios after / before.
 
 Run (the older tree checked out with ``git worktree``)::
@@ -74,11 +75,16 @@ def main() -> None:
             for _ in range(100):
                 layer(small)
 
+    def tiny_grad(layer: Any, opt: torch.optim.Optimizer) -> None:
+        for _ in range(100):
+            layer(small)  # autograd on: the graph is built (no backward)
+
     cases = {
         "forward": forward,
         "fwd+bwd dense": fwd_bwd,
         "padding_idx dense train step (SGD)": train_step,
         "100 forwards of 16 ids": tiny,
+        "100 forwards of 16 ids, autograd on": tiny_grad,
     }
     print("| case | before ms | after ms | after / before (median of paired rounds) |")
     print("|---|---:|---:|---:|")

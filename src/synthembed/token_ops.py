@@ -28,6 +28,7 @@ __all__ = [
     "PLAIN_TYPES",
     "Token",
     "count_tokens",
+    "count_tokens_and_types",
     "is_missing",
     "iter_tokens",
     "looks_like_text",
@@ -110,19 +111,23 @@ def looks_like_text(strings: Iterable[Any], sample: int = 1000) -> list[str]:
     return spaced if seen and 2 * len(spaced) >= len(seen) else []
 
 
-def _plain(keys: Iterable[Any]) -> bool:
-    return set(map(type, keys)) <= PLAIN_TYPES
-
-
 def count_tokens(data: Any, tokenizer: Tokenizer | None = None) -> Counter[Token]:
     """Count tokens: a mapping of counts, a flat iterable of tokens, of sentences (nested
     iterables) or, with a tokenizer, of texts. Missing values are skipped."""
+    return count_tokens_and_types(data, tokenizer)[0]
+
+
+def count_tokens_and_types(
+    data: Any, tokenizer: Tokenizer | None = None
+) -> tuple[Counter[Token], set[type]]:
+    """:func:`count_tokens` and the set of the counted tokens' types (checked once per
+    distinct token; callers reuse it instead of scanning the tokens again)."""
     if isinstance(data, Mapping):
         counter: Counter[Token] = Counter()
         for tok, c in data.items():
             check_int("Vocabulary.build", f"count of {tok!r}", c, 0)
             counter[normalize_token(tok)] += int(c)
-        return counter
+        return counter, set(map(type, counter))
     values = data.tolist() if hasattr(data, "tolist") else data
     if not isinstance(values, (list, tuple)):
         values = list(values)  # a generator is read once
@@ -138,13 +143,15 @@ def count_tokens(data: Any, tokenizer: Tokenizer | None = None) -> Counter[Token
         except TypeError:  # an unhashable cell: deeper nesting, the per-token route flattens it
             fast = None
     # The checks, once per distinct token: anything but plain str / int takes the slow route.
-    if fast is not None and _plain(fast):
-        return fast
+    if fast is not None:
+        types = set(map(type, fast))
+        if types <= PLAIN_TYPES:
+            return fast, types
     counter = Counter()
     for tok in iter_tokens(values, tokenizer):
         if not is_missing(tok):
             counter[normalize_token(tok)] += 1
-    return counter
+    return counter, set(map(type, counter))
 
 
 def lookup_ids(

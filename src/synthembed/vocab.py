@@ -34,7 +34,7 @@ from synthembed.errors import (
 from synthembed.io import atomic_write, register_savable
 from synthembed.token_ops import (
     Token,
-    count_tokens,
+    count_tokens_and_types,
     looks_like_text,
     lookup_ids,
     normalize_token,
@@ -248,18 +248,19 @@ class Vocabulary:
             )
         check_int("Vocabulary.build", "min_freq", min_freq, 1)
         check_int("Vocabulary.build", "max_size", max_size, 0, optional=True)
-        counter = count_tokens(data, tok)
+        counter, types = count_tokens_and_types(data, tok)
         if tok is None and not isinstance(data, Mapping):
             spaced = looks_like_text(counter)
             if spaced:
                 _warn_text_as_tokens(spaced, "Vocabulary.build", 4)  # via @renamed
+        keys, counts = list(counter), list(counter.values())
         # A stable sort by count (reverse keeps stability): ties keep first appearance.
-        tokens = sorted(counter, key=counter.__getitem__, reverse=True)
-        dropped = set(specials).intersection(counter)
+        order = sorted(range(len(keys)), key=counts.__getitem__, reverse=True)
+        dropped = {s for s in specials if s in counter}
         if min_freq > 1 or dropped:
-            tokens = [t for t in tokens if counter[t] >= min_freq and t not in dropped]
+            order = [i for i in order if counts[i] >= min_freq and keys[i] not in dropped]
         if max_size is not None:
-            tokens = tokens[:max_size]
+            order = order[:max_size]
         vocab = cls(
             specials=specials,
             pad_token=pad_token,
@@ -269,16 +270,21 @@ class Vocabulary:
             tokenizer=tok,
         )
         # Counted keys are distinct, normalised and not specials: no per-token re-check.
-        vocab._append(tokens, list(map(counter.__getitem__, tokens)))
+        tokens = list(map(keys.__getitem__, order))
+        every = len(order) == len(keys)  # else the types of the kept tokens are not known
+        vocab._append(tokens, list(map(counts.__getitem__, order)), int in types if every else None)
         return vocab
 
-    def _append(self, tokens: list[Token], counts: list[int]) -> None:
+    def _append(self, tokens: list[Token], counts: list[int], ints: bool | None = None) -> None:
         start = len(self._index_to_key)
         self._index_to_key.extend(tokens)
         self._counts.extend(counts)
         self._key_to_index.update(zip(tokens, range(start, start + len(tokens))))
         # Whether a non-int token could be found under an int key (True == 1): see lookup_ids.
-        self._int_keys = self._int_keys or int in set(map(type, tokens))
+        # ``ints``: whether the tokens hold an int, when the caller knows it (build).
+        if ints is None:
+            ints = int in set(map(type, tokens))
+        self._int_keys = self._int_keys or ints
 
     def add(self, tokens: Any) -> Any:
         """Append new tokens after every existing id; existing ids never change.

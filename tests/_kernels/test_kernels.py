@@ -273,3 +273,26 @@ def test_bag_gradient_reaches_per_sample_weights_in_both_sets() -> None:
     (gw_f, gp_f), (gw_r, gp_r) = _both(run)
     assert gp_f is not None and torch.allclose(gp_f, gp_r)
     assert torch.allclose(gw_f, gw_r)
+
+
+def test_few_ids_and_small_lookups_take_the_short_routes_with_equal_results() -> None:
+    # id_range: up to 64 ids through a Python list, more through numpy; same answers.
+    for ids in (torch.tensor([5, -3, 9], dtype=torch.int32), torch.arange(-70, 30)):
+        assert fast.id_range(ids) == reference.id_range(ids)
+    assert fast.id_range(torch.tensor([4])) == (4, 4)
+    torch.manual_seed(7)
+    weight = torch.randn(50, 8, requires_grad=True)
+    ids = torch.tensor([[3, 0], [49, 3]])
+    with torch.no_grad():  # small and no autograd: torch's kernel (same values)
+        out = fast.lookup(weight, ids, padding_idx=0)
+    assert out.grad_fn is None and torch.equal(out, weight.detach()[ids])
+    # With autograd the tuned route runs, with nn.Embedding's gradient.
+    out = fast.lookup(weight, ids, padding_idx=0)
+    assert type(out.grad_fn).__name__ == "_LookupBackward"
+    out.sum().backward()
+    expected = torch.zeros(50, 8)
+    expected[3], expected[49] = 2.0, 1.0
+    assert torch.equal(weight.grad, expected)
+    # opaque=True (a caller that knows it is traced or under torch.func): the reference.
+    out = fast.lookup(weight, ids, padding_idx=0, opaque=True)
+    assert type(out.grad_fn).__name__ == "EmbeddingBackward0"

@@ -14,7 +14,7 @@ The API:
 
 - ``empty(rows, cols, *, device, dtype, zero)``: a table, output or gradient.
 - ``lookup(weight, ids, *, padding_idx, max_norm, norm_type, scale_grad_by_freq,
-  sparse, grad_pool, out_pool, grad_accumulation)``: ``(*)`` ids -> ``(*, D)``,
+  sparse, grad_pool, out_pool, grad_accumulation, opaque)``: ``(*)`` ids -> ``(*, D)``,
   nn.Embedding's gradients (or, for half-precision tables, a float32 sum).
 - ``renorm_rows(weight, ids, max_norm, norm_type)``: nn.Embedding's ``max_norm``, in place.
 - ``bag(weight, ids, mode, *, per_sample_weights, padding_idx, ...)``: ``(B, L)`` -> ``(B, D)``.
@@ -170,9 +170,7 @@ def functorch_active() -> bool:
     return fast.functorch_active()
 
 
-def tracing() -> bool:
-    """Whether torch.compile, torch.export, TorchScript or torch.fx traces this call."""
-    return fast.tracing()
+tracing = fast.tracing  # no wrapper: layers ask once per call, it should cost little
 
 
 def assert_in_range(ids: torch.Tensor, high: int, message: str) -> None:
@@ -209,6 +207,7 @@ def lookup(
     grad_pool: BufferPool | None = None,
     out_pool: BufferPool | None = None,
     grad_accumulation: Literal["torch", "float32"] = "torch",
+    opaque: bool | None = None,
 ) -> torch.Tensor:
     """``weight[ids]``: ``(*)`` -> ``(*, D)`` with ``nn.Embedding``'s semantics and gradients.
 
@@ -218,6 +217,9 @@ def lookup(
     ``nn.Embedding``'s dense gradient bit for bit (rows added one by one, rounded
     after each); ``"float32"`` sums in float32 and rounds once (closer to the
     exact sum). Other dtypes and sparse gradients are the same either way.
+    ``opaque``: whether the call is traced or inside a ``torch.func`` transform
+    (``tracing() or functorch_active()``), when the caller already knows it (a layer
+    asks once per call); None: found out here.
     """
     out: torch.Tensor = _impl().lookup(
         weight,
@@ -230,6 +232,7 @@ def lookup(
         grad_pool=grad_pool,
         out_pool=out_pool,
         grad_accumulation=grad_accumulation,
+        opaque=opaque,
     )
     return out
 

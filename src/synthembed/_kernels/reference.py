@@ -56,12 +56,13 @@ def lookup(
     grad_pool: BufferPool | None = None,
     out_pool: BufferPool | None = None,
     grad_accumulation: str = "torch",
+    opaque: bool | None = None,
 ) -> torch.Tensor:
     """``weight[ids]`` ``(*)`` -> ``(*, D)`` with nn.Embedding's semantics and gradients.
 
     ``grad_accumulation="float32"`` sums a half-precision table's dense gradient
     in float32 and rounds once (torch rounds after every added row); other tables
-    and sparse gradients are unaffected.
+    and sparse gradients are unaffected. ``opaque`` is the fast twin's (unused here).
     """
     if (
         grad_accumulation == "float32"

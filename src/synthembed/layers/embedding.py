@@ -348,13 +348,14 @@ class Embedding(Configurable, nn.Embedding):
         per_sample_weights: torch.Tensor | None,
     ) -> torch.Tensor:
         owner = type(self).__name__
+        traced = _kernels.tracing()  # asked once per call and passed down
         if isinstance(input, EncodedBatch):
             if mask is not None:
                 raise ConfigError(f"{owner} got an EncodedBatch and mask=; the batch has its mask.")
             input, mask = input.ids, (input.mask if self.mode is not None else None)
         if isinstance(input, torch.Tensor) and input.is_floating_point():
-            soft = self._soft_lookup(input)
-            if self._checks_values() and not bool(torch.isfinite(soft).all()):
+            soft = self._soft_lookup(input, traced)
+            if self.check_finite and not traced and not bool(torch.isfinite(soft).all()):
                 raise NonFiniteError(
                     f"{owner} produced NaN/inf from a finite soft lookup: the table holds "
                     "non-finite rows. Lower the learning rate or clip gradients."
@@ -363,29 +364,30 @@ class Embedding(Configurable, nn.Embedding):
         ids = check_integer_ids(input, owner)
         if ids.dtype not in (torch.long, torch.int32):
             ids = ids.long()
-        if self.check_ids:
-            check_ids(ids, self.num_embeddings, owner)
+        opaque = traced or _kernels.functorch_active()  # ids' values cannot be read
+        if self.check_ids and (opaque or ids.numel()):
+            low, high = (0, 0) if opaque else _kernels.id_range(ids)  # eager: range first
+            if opaque or low < 0 or high >= self.num_embeddings:
+                check_ids(ids, self.num_embeddings, owner)
         if self.mode is None:
             if mask is not None or per_sample_weights is not None:
                 raise ConfigError(
                     f"mask and per_sample_weights apply to pooled bags; this {owner} has "
                     "mode=None. Build it with mode='sum', 'mean' or 'max'."
                 )
-            out = self._lookup(ids, self.max_norm)
+            out = self._lookup(ids, self.max_norm, opaque)
         else:
-            out = self._pool(ids, mask, per_sample_weights)
-        if self._checks_values():
+            out = self._pool(ids, mask, per_sample_weights, opaque)
+        if self.check_finite and not traced:  # values cannot be read in a traced graph
             self._check_output(out, ids)
         return out
-
-    def _checks_values(self) -> bool:
-        # check_finite reads values: eager only (a compiled or exported graph cannot).
-        return self.check_finite and not _kernels.tracing()
 
     def _fusing(self) -> bool:
         return self.fused is not None and self.weight.requires_grad and torch.is_grad_enabled()
 
-    def _lookup(self, ids: torch.Tensor, max_norm: float | None = None) -> torch.Tensor:
+    def _lookup(
+        self, ids: torch.Tensor, max_norm: float | None = None, opaque: bool | None = None
+    ) -> torch.Tensor:
         if self.fused is not None and self._fusing():
             if max_norm is not None:
                 _kernels.renorm_rows(self.weight, ids, max_norm, self.norm_type)
@@ -406,6 +408,7 @@ class Embedding(Configurable, nn.Embedding):
             grad_pool=self.grad_buffers,
             out_pool=self._out_buffers,
             grad_accumulation=self.grad_accumulation,
+            opaque=opaque,
         )
 
     def _pool(
@@ -413,6 +416,7 @@ class Embedding(Configurable, nn.Embedding):
         ids: torch.Tensor,
         mask: torch.Tensor | None,
         per_sample_weights: torch.Tensor | None,
+        opaque: bool,
     ) -> torch.Tensor:
         mode = cast(PoolingMode, self.mode)
         per_sample_weights = check_bag_inputs(ids, mode, mask, per_sample_weights)
@@ -451,14 +455,14 @@ class Embedding(Configurable, nn.Embedding):
                 grad_pool=self.grad_buffers,
             )
             return out.reshape(*lead, self.embedding_dim)
-        vectors = self._lookup(ids)  # (*, L, D); max_norm already applied
+        vectors = self._lookup(ids, None, opaque)  # (*, L, D); max_norm already applied
         valid = mask
         if self.padding_idx is not None:
             not_pad = ids != self.padding_idx
             valid = not_pad if valid is None else valid & not_pad
         return pool_bags(vectors, mode, per_sample_weights, valid)
 
-    def _soft_lookup(self, x: torch.Tensor) -> torch.Tensor:
+    def _soft_lookup(self, x: torch.Tensor, traced: bool) -> torch.Tensor:
         owner = type(self).__name__
         if self.mode is not None:
             raise ConfigError(
@@ -475,7 +479,7 @@ class Embedding(Configurable, nn.Embedding):
                 f"A soft lookup (float input) needs a dense gradient of the table; this {owner} "
                 "has a fused_optimizer, which takes integer ids only."
             )
-        if not _kernels.tracing():  # values cannot be read in a compiled or exported graph
+        if not traced:  # values cannot be read in a compiled or exported graph
             check_finite(x, f"Float input to {owner}")
         return torch.matmul(x.to(self.weight.dtype), self.weight)
 
