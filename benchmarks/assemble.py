@@ -14,11 +14,21 @@ RESULTS = ROOT / "benchmarks" / "results"
 ORDER = [
     "_summary.md",
     "lookup.md",
+    "train_step.md",
+    "memory_100m.md",
     "synthesis.md",
+    "synthesis_twin.md",
     "coldstart.md",
+    "synthesizers.md",
+    "rates.md",
     "compression.md",
     "tabular.md",
     "pretrained.md",
+    "vocab_speed.md",
+    "subwords.md",
+    "text_classification.md",
+    "augmentation.md",
+    "distributed.md",
     "digits.md",
 ]
 
