@@ -98,6 +98,12 @@ def test_demo_bad_data_path_fails_before_progress_bars(tmp_path: Path) -> None:
     user_error(run("demo", "--out", tmp_path / "r", "--data", tmp_path / "ml"), 2, "movies.csv")
 
 
+def _lightfm() -> bool:
+    from synthembed.recsys.peers import lightfm_available
+
+    return lightfm_available()
+
+
 @pytest.mark.slow
 def test_quick_demo_writes_the_report_and_beats_the_random_floor(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
@@ -113,10 +119,15 @@ def test_quick_demo_writes_the_report_and_beats_the_random_floor(tmp_path: Path)
     report = json.loads((out / "results.json").read_text())
     assert json.loads(done.stdout)["models"] == report["models"]
     models = report["models"]
-    assert set(models) == {"random", "popularity", "plain BPR", "synthetic (autoencoder)"}
+    peers = {"content MLP (hand-written)"} | ({"LightFM"} if _lightfm() else set())
+    assert set(models) == {"random", "popularity", "plain BPR", "synthetic (autoencoder)"} | peers
+    for peer in ("plain BPR", *peers):  # the report says where the layer wins and loses
+        assert any(f"vs {peer}:" in line for line in report["standing"])
     floor = models["random"]["cold"]["recall"]
     synthetic = models["synthetic (autoencoder)"]["cold"]
     assert synthetic["recall"] > floor
     assert synthetic["auc"] > 0.5
     assert report["data"]["interactions"] == 100_004
-    assert "| synthetic (autoencoder) |" in (out / "results.md").read_text()
+    text = (out / "results.md").read_text()
+    assert "| synthetic (autoencoder) |" in text and "| content MLP (hand-written) |" in text
+    assert "## Where the synthetic model wins and loses" in text

@@ -114,3 +114,40 @@ def test_bad_arguments_raise() -> None:
         cold_start_split(frame.rename(columns={"item_id": "movie"}), seed=0)
     with pytest.raises(ConfigError, match="absent from item_ids"):
         cold_start_split(frame, seed=0, item_ids=[1000, 1010])
+
+
+def test_new_releases_are_the_newest_items_and_outside_the_training_years() -> None:
+    from synthembed.recsys.split import new_releases_split
+
+    frame = _frame()
+    items = np.sort(frame["item_id"].unique())
+    rng = np.random.default_rng(1)
+    years = rng.integers(1950, 2016, len(items)).astype(float)
+    years[:3] = np.nan  # unknown years stay warm
+    split = new_releases_split(frame, years, seed=2, item_ids=items)
+    cold = split.cold_items
+    assert len(cold) <= 0.2 * len(items)
+    assert not np.isnan(years[cold]).any()
+    train_items = np.unique(split.train[:, 1])
+    known_train = years[train_items][~np.isnan(years[train_items])]
+    assert years[cold].min() > known_train.max()  # outside the training range
+    # The cut is the earliest that fits: one year earlier would exceed 20%.
+    earlier = np.unique(years[~np.isnan(years)])
+    cut = years[cold].min()
+    prev = earlier[earlier < cut].max()
+    assert (years >= prev).sum() > 0.2 * len(items)
+    assert abs(len(split.cold_val_items) - len(split.cold_test_items)) <= 1
+    assert not np.isin(split.train[:, 1], cold).any()
+    # The cold items are the same for every seed; their val/test halves are drawn.
+    other = new_releases_split(frame, years, seed=5, item_ids=items)
+    np.testing.assert_array_equal(other.cold_items, cold)
+
+
+def test_new_releases_needs_one_year_per_item() -> None:
+    from synthembed.recsys.split import new_releases_split
+
+    frame = _frame()
+    with pytest.raises(ShapeError, match=r"one year per item: shape \(\d+,\); got \(3,\)"):
+        new_releases_split(frame, [1990.0, 2000.0, 2010.0], seed=0)
+    with pytest.raises(ConfigError, match="'cold_fraction' parameter of new_releases_split"):
+        new_releases_split(frame, np.zeros(3), seed=0, cold_fraction=1.0)

@@ -67,7 +67,8 @@ def demo(
     debug: DebugOpt = False,
     version: VersionOpt = False,
 ) -> None:
-    """Cold-start recommender on real MovieLens data: plain vs synthetic embeddings."""
+    """Cold-start recommender on real MovieLens data: synthetic embeddings vs plain BPR,
+    a hand-written content MLP and LightFM (when installed)."""
     from synthembed.recsys.demo import DemoConfig, check_demo_inputs, format_table, run_demo
 
     with fail_cleanly(debug):
@@ -87,6 +88,8 @@ def demo(
             f"{d['cold_test_items']} cold test items. Test split, full ranking:",
             "",
             format_table(result["models"], config.k),
+            *result["standing"],
+            "",
             f"Report written to {out}/ (results.json, results.md, recall_at_20.png, item_map.png)",
             f"Total time: {result['timings_seconds']['total']:.1f} s",
         ]

@@ -1,15 +1,18 @@
-"""Matrix factorisation with BPR loss, for any user and item embedding modules.
+"""Matrix factorisation with ranking losses, for any user and item embedding modules.
 
 :class:`MatrixFactorization` scores a user-item pair as the dot product of the
-user's and the item's vectors; the two embedding modules can be anything that
-maps ``(*)`` ids to ``(*, D)``: a plain :class:`~synthembed.Embedding`, a
+user's and the item's vectors, plus an optional learned item bias; the two
+embedding modules can be anything that maps ``(*)`` ids to ``(*, D)``: a plain
+:class:`~synthembed.Embedding`, a
 :class:`~synthembed.layers.synthetic_embedding.SyntheticEmbeddingLayer` serving
 cold items from their side features, or a compressed base. :func:`train_bpr`
-trains it with Bayesian personalised ranking (Rendle et al., 2009): for each
-observed pair ``(u, i)`` and a uniformly drawn item ``j`` from the training
-items, minimise ``-log sigmoid(s(u, i) - s(u, j))`` plus an L2 penalty on the
-vectors of the batch, plus any auxiliary loss the embedding modules report
-through ``get_loss()`` (reconstruction, adversarial).
+trains it with Bayesian personalised ranking (Rendle et al., 2009) by default:
+for each observed pair ``(u, i)`` and a uniformly drawn item ``j`` from the
+training items, minimise ``-log sigmoid(s(u, i) - s(u, j))`` plus an L2 penalty
+on the vectors of the batch, plus any auxiliary loss the embedding modules
+report through ``get_loss()`` (reconstruction, adversarial). ``BPRConfig``
+also draws several negatives per pair and swaps in sampled softmax or WARP
+(:mod:`synthembed.recsys.losses`), what it takes to match LightFM on warm items.
 
 Negatives are drawn only from items that occur in training, so items that are
 cold by the protocol never receive a gradient: a plain table keeps their
@@ -31,12 +34,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from synthembed._validation import check_float, check_int
+from synthembed._validation import check_choice, check_float, check_int
 from synthembed.errors import ConfigError, ShapeError
 from synthembed.layers.embedding import Embedding
+from synthembed.recsys.losses import LOSSES, ranking_loss
 
 __all__ = [
     "BPRConfig",
@@ -85,11 +88,15 @@ def _num_ids(module: nn.Module) -> int:
 
 
 class MatrixFactorization(nn.Module):
-    """Dot-product recommender: ``score(u, i) = <user_embedding(u), item_embedding(i)>``.
+    """Dot-product recommender: ``score(u, i) = <user_embedding(u), item_embedding(i)> + b_i``.
 
     Args:
         user_embedding: maps ``(*)`` user ids to ``(*, D)``.
         item_embedding: maps ``(*)`` item ids to ``(*, D)``.
+        item_bias: learn a scalar bias ``b_i`` per item (initialised to 0), as
+            LightFM does. Items that never train keep ``b_i = 0``; under a
+            ranking loss each step moves positive and negative biases in
+            opposite directions, so 0 stays near the trained items' mean.
 
     Shape:
         ``users (*)`` and ``items (*)`` -> scores ``(*)``.
@@ -102,10 +109,18 @@ class MatrixFactorization(nn.Module):
         (3, 5)
     """
 
-    def __init__(self, user_embedding: nn.Module, item_embedding: nn.Module) -> None:
+    item_bias: nn.Parameter | None
+
+    def __init__(
+        self, user_embedding: nn.Module, item_embedding: nn.Module, *, item_bias: bool = False
+    ) -> None:
         super().__init__()
         self.user_embedding = user_embedding
         self.item_embedding = item_embedding
+        if item_bias:
+            self.item_bias = nn.Parameter(torch.zeros(_num_ids(item_embedding)))
+        else:
+            self.register_parameter("item_bias", None)
 
     @property
     def num_users(self) -> int:
@@ -118,7 +133,8 @@ class MatrixFactorization(nn.Module):
         return _num_ids(self.item_embedding)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (self.user_embedding(users) * self.item_embedding(items)).sum(dim=-1)
+        scores = (self.user_embedding(users) * self.item_embedding(items)).sum(dim=-1)
+        return scores if self.item_bias is None else scores + self.item_bias[items]
 
     def aux_loss(self) -> torch.Tensor | None:
         """Sum of the embedding modules' ``get_loss()`` of the last forward, if any."""
@@ -159,18 +175,35 @@ class MatrixFactorization(nn.Module):
         finally:
             self.train(was)
 
+    @torch.no_grad()
+    def item_biases(self) -> np.ndarray:
+        """``(V,)`` float32 item biases (zeros without ``item_bias``)."""
+        if self.item_bias is None:
+            return np.zeros(self.num_items, dtype=np.float32)
+        return self.item_bias.detach().float().cpu().numpy().copy()
+
     def score_matrix(self) -> np.ndarray:
         """Scores of every user for every item: ``(U, V)`` float32 numpy array."""
-        return self.user_vectors() @ self.item_vectors().T
+        scores = self.user_vectors() @ self.item_vectors().T
+        if self.item_bias is not None:
+            scores += self.item_biases()[None, :]
+        return scores
 
 
 def plain_mf(
-    num_users: int, num_items: int, embedding_dim: int, *, init_std: float = 0.1, seed: int
+    num_users: int,
+    num_items: int,
+    embedding_dim: int,
+    *,
+    init_std: float = 0.1,
+    item_bias: bool = False,
+    seed: int,
 ) -> MatrixFactorization:
     """Matrix factorisation with plain :class:`~synthembed.Embedding` tables.
 
     Rows start as ``N(0, init_std^2)``: the ``N(0, 1)`` of ``nn.Embedding`` makes
-    initial scores of size ``D`` and saturates the BPR sigmoid.
+    initial scores of size ``D`` and saturates the BPR sigmoid. ``item_bias``
+    adds a learned bias per item (see :class:`MatrixFactorization`).
     """
     check_int("plain_mf", "num_users", num_users, 1)
     check_int("plain_mf", "num_items", num_items, 1)
@@ -181,7 +214,7 @@ def plain_mf(
         items = Embedding(num_items, embedding_dim)
         nn.init.normal_(users.weight, std=init_std)
         nn.init.normal_(items.weight, std=init_std)
-    return MatrixFactorization(users, items)
+    return MatrixFactorization(users, items, item_bias=item_bias)
 
 
 @dataclass(frozen=True)
@@ -196,6 +229,9 @@ class BPRConfig:
             vectors (mean over the batch; the usual BPR regulariser).
         aux_weight: weight of the modules' auxiliary losses.
         weight_decay: Adam weight decay on every parameter (0 = none).
+        negatives: negatives drawn per observed pair.
+        loss: ``"bpr"`` (Rendle et al.), ``"softmax"`` (sampled softmax) or
+            ``"warp"`` (LightFM's loss, batched); see :mod:`synthembed.recsys.losses`.
     """
 
     epochs: int = 40
@@ -204,6 +240,8 @@ class BPRConfig:
     l2: float = 1e-4
     aux_weight: float = 1.0
     weight_decay: float = 0.0
+    negatives: int = 1
+    loss: str = "bpr"
 
     def __post_init__(self) -> None:
         check_int("BPRConfig", "epochs", self.epochs, 0)
@@ -212,6 +250,8 @@ class BPRConfig:
         check_float("BPRConfig", "l2", self.l2, 0.0)
         check_float("BPRConfig", "aux_weight", self.aux_weight, 0.0)
         check_float("BPRConfig", "weight_decay", self.weight_decay, 0.0)
+        check_int("BPRConfig", "negatives", self.negatives, 1)
+        check_choice("BPRConfig", "loss", self.loss, LOSSES)
 
 
 def train_bpr(
@@ -223,7 +263,11 @@ def train_bpr(
     negative_items: np.ndarray | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> list[float]:
-    """Train ``model`` with the BPR loss on ``(user, item)`` pairs.
+    """Train ``model`` with a ranking loss on ``(user, item)`` pairs.
+
+    Each observed pair is scored against ``config.negatives`` items drawn
+    uniformly from ``negative_items``, under ``config.loss`` (BPR by default;
+    sampled softmax; WARP), with the model's item biases if it has them.
 
     Args:
         model: the recommender (trained in place).
@@ -268,26 +312,35 @@ def train_bpr(
     disc_optimizer = torch.optim.Adam(disc_params, lr=config.lr) if disc_params else None
     n = len(pairs)
     steps = math.ceil(n / config.batch_size)
+    loss_fn = ranking_loss(config.loss)
+    num_items = max(2, int(pool.size))
     history: list[float] = []
     model.train()
     with seeded(seed):
         gen = torch.Generator().manual_seed(seed)
         for epoch in range(config.epochs):
             order = torch.randperm(n, generator=gen)
-            negatives = pool_t[torch.randint(len(pool_t), (n,), generator=gen)]
+            negatives = pool_t[torch.randint(len(pool_t), (n, config.negatives), generator=gen)]
             total = 0.0
             for step in range(steps):
                 idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-                u, i, j = users_all[idx], items_all[idx], negatives[idx]
+                u, i, j = users_all[idx], items_all[idx], negatives[idx]  # j: (B, N)
                 user_vec = model.user_embedding(u)  # (B, D)
-                item_vec = model.item_embedding(torch.stack([i, j], dim=1))  # (B, 2, D)
-                scores = (user_vec.unsqueeze(1) * item_vec).sum(dim=-1)  # (B, 2)
-                loss = -F.logsigmoid(scores[:, 0] - scores[:, 1]).mean()
+                both = torch.cat([i.unsqueeze(1), j], dim=1)  # (B, 1 + N)
+                item_vec = model.item_embedding(both)  # (B, 1 + N, D)
+                scores = (user_vec.unsqueeze(1) * item_vec).sum(dim=-1)  # (B, 1 + N)
+                if model.item_bias is not None:
+                    scores = scores + model.item_bias[both]
+                loss = loss_fn(scores[:, 0], scores[:, 1:], num_items)
                 if config.l2 > 0:
+                    # User, positive and the mean negative (with one negative: the
+                    # usual BPR regulariser of the three vectors).
+                    norms = item_vec.pow(2).sum(dim=-1)  # (B, 1 + N)
+                    if model.item_bias is not None:
+                        norms = norms + model.item_bias[both].pow(2)
                     reg = (
-                        user_vec.pow(2).sum(dim=-1).mean()
-                        + item_vec.pow(2).sum(dim=-1).sum(dim=-1).mean()
-                    )
+                        user_vec.pow(2).sum(dim=-1) + norms[:, 0] + norms[:, 1:].mean(dim=1)
+                    ).mean()
                     loss = loss + config.l2 * reg
                 aux = model.aux_loss()
                 if aux is not None and config.aux_weight > 0:
@@ -316,11 +369,12 @@ def synthetic_mf(
     side_features: np.ndarray | torch.Tensor,
     embedding_dim: int,
     *,
-    technique: str,
-    synthesis_rate: float,
-    train_synthetic_fraction: float = 0.0,
+    technique: str | None = None,
+    synthesis_rate: float | None = None,
+    train_synthetic_fraction: float | None = None,
     cold_threshold: int = 1,
     init_std: float = 0.1,
+    item_bias: bool = False,
     seed: int,
     **technique_options: Any,
 ) -> MatrixFactorization:
@@ -337,11 +391,13 @@ def synthetic_mf(
         num_users: number of user ids.
         side_features: ``(V, F)`` item side features; ``V`` is the number of items.
         embedding_dim: size ``D`` of user and item vectors.
-        technique: a registered synthesis technique.
-        synthesis_rate: the blend rate of warm items.
-        train_synthetic_fraction: training-mode fraction of fully synthetic items.
+        technique: a registered synthesis technique (None: the layer's default).
+        synthesis_rate: the blend rate of warm items (None: the layer's default).
+        train_synthetic_fraction: training-mode fraction of fully synthetic
+            items (None: the layer's default).
         cold_threshold: evaluation-mode count below which items are fully synthetic.
         init_std: standard deviation of the initial user and item rows.
+        item_bias: learn a bias per item (see :class:`MatrixFactorization`).
         seed: seed of the initialisation (and of manifold coordinates).
         technique_options: options of the technique.
 
@@ -363,21 +419,29 @@ def synthetic_mf(
     check_float("synthetic_mf", "init_std", init_std, 0.0, low_closed=False)
     if technique == "manifold":
         technique_options.setdefault("seed", seed)
+    # Only what the caller set reaches the layer: None keeps the layer's defaults.
+    given = {
+        name: value
+        for name, value in (
+            ("technique", technique),
+            ("synthesis_rate", synthesis_rate),
+            ("train_synthetic_fraction", train_synthetic_fraction),
+        )
+        if value is not None
+    }
     with seeded(seed):
         users = Embedding(num_users, embedding_dim)
         nn.init.normal_(users.weight, std=init_std)
         items = SyntheticEmbeddingLayer(
             int(side.shape[0]),
             embedding_dim,
-            synthesis_rate=synthesis_rate,
-            technique=technique,
             side_features=side,
             cold_threshold=cold_threshold,
-            train_synthetic_fraction=train_synthetic_fraction,
+            **given,
             **technique_options,
         )
         nn.init.normal_(items.weight, std=init_std)
-    return MatrixFactorization(users, items)
+    return MatrixFactorization(users, items, item_bias=item_bias)
 
 
 def popularity_scores(

@@ -34,7 +34,7 @@ from synthembed.errors import ConfigError, ShapeError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ColdStartSplit", "cold_start_split"]
+__all__ = ["ColdStartSplit", "cold_start_split", "new_releases_split"]
 
 _OWNER = "cold_start_split"
 
@@ -161,6 +161,83 @@ def cold_start_split(
     check_int(_OWNER, "seed", seed, 0)
     check_int(_OWNER, "min_interactions", min_interactions, 1)
     check_float(_OWNER, "cold_fraction", cold_fraction, 0.0, 1.0, high_closed=False)
+    _check_warm_fractions(_OWNER, warm_fractions)
+    user_ids, items, pairs = _pairs(interactions, item_ids, _OWNER)
+    rng = np.random.default_rng(seed)
+
+    counts = np.bincount(pairs[:, 1], minlength=len(items))
+    eligible = np.flatnonzero(counts >= min_interactions)
+    n_cold = round(cold_fraction * len(eligible))
+    cold = rng.permutation(eligible)[:n_cold]
+    return _assemble(pairs, user_ids, items, cold, rng, warm_fractions, seed)
+
+
+def new_releases_split(
+    interactions: pd.DataFrame,
+    years: Sequence[float] | np.ndarray,
+    *,
+    seed: int,
+    item_ids: Sequence[int] | np.ndarray | None = None,
+    cold_fraction: float = 0.2,
+    warm_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+) -> ColdStartSplit:
+    """The newest items are cold: a time-shifted cold-start split.
+
+    Items with a known year are ordered by year; every item from the cut-off
+    year on is cold, where the cut-off is the earliest year such that at most
+    ``cold_fraction`` of the items with interactions lie at or after it. So a
+    cold item's year lies outside the training items' range (a content model
+    must extrapolate, not interpolate). Items with an unknown (NaN) year stay
+    warm. Cold items split 1:1 at random (by ``seed``) into validation and
+    test items; warm interactions split as in :func:`cold_start_split`.
+
+    Args:
+        interactions: a frame with ``user_id`` and ``item_id`` columns.
+        years: ``(num_items,)`` year of each item, in the order of ``item_ids``
+            (NaN: unknown).
+        seed: seed of the random draws.
+        item_ids: every item id in index order (default: the sorted ids that occur).
+        cold_fraction: the largest share of items with interactions that become cold.
+        warm_fractions: train / validation / test fractions of warm interactions.
+
+    Raises:
+        ConfigError: an argument is out of range, or an interaction names an
+            item absent from ``item_ids``.
+        ShapeError: the frame lacks a column, or ``years`` has not one entry per item.
+
+    Example:
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"user_id": [1, 1, 2, 2, 3, 3, 1, 2],
+        ...                       "item_id": [10, 11, 10, 12, 11, 12, 13, 13]})
+        >>> split = new_releases_split(frame, [1990, 1995, 2000, 2010], seed=0,
+        ...                            item_ids=[10, 11, 12, 13], cold_fraction=0.25)
+        >>> split.cold_items.tolist()  # the 2010 item
+        [3]
+    """
+    owner = "new_releases_split"
+    check_int(owner, "seed", seed, 0)
+    check_float(owner, "cold_fraction", cold_fraction, 0.0, 1.0, high_closed=False)
+    _check_warm_fractions(owner, warm_fractions)
+    user_ids, items, pairs = _pairs(interactions, item_ids, owner)
+    year = np.asarray(years, dtype=np.float64)
+    if year.shape != (len(items),):
+        raise ShapeError(
+            f"{owner} expects one year per item: shape ({len(items)},); got {year.shape}."
+        )
+    rng = np.random.default_rng(seed)
+    active = np.bincount(pairs[:, 1], minlength=len(items)) > 0
+    known = active & ~np.isnan(year)
+    budget = int(np.floor(cold_fraction * active.sum()))
+    cold = np.array([], dtype=np.int64)
+    for cut in np.unique(year[known]):  # ascending: the first cut within budget is the largest
+        newer = np.flatnonzero(known & (year >= cut))
+        if len(newer) <= budget:
+            cold = newer
+            break
+    return _assemble(pairs, user_ids, items, rng.permutation(cold), rng, warm_fractions, seed)
+
+
+def _check_warm_fractions(owner: str, warm_fractions: tuple[float, float, float]) -> None:
     if (
         len(warm_fractions) != 3
         or any(f < 0 for f in warm_fractions)
@@ -168,31 +245,45 @@ def cold_start_split(
         or warm_fractions[0] <= 0
     ):
         raise ConfigError(
-            f"The 'warm_fractions' parameter of {_OWNER} must be three non-negative fractions "
+            f"The 'warm_fractions' parameter of {owner} must be three non-negative fractions "
             f"(train > 0, validation, test) summing to 1. Got {warm_fractions!r} instead."
         )
+
+
+def _pairs(
+    interactions: pd.DataFrame, item_ids: Sequence[int] | np.ndarray | None, owner: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Original user ids, item ids and the sorted ``(n, 2)`` index pairs of the frame."""
     missing_cols = [c for c in ("user_id", "item_id") if c not in interactions.columns]
     if missing_cols:
         raise ShapeError(
-            f"{_OWNER} needs a frame with 'user_id' and 'item_id' columns; missing {missing_cols} "
+            f"{owner} needs a frame with 'user_id' and 'item_id' columns; missing {missing_cols} "
             f"(found {list(interactions.columns)})."
         )
     pairs_raw = interactions[["user_id", "item_id"]].drop_duplicates().to_numpy(dtype=np.int64)
     user_ids = np.unique(pairs_raw[:, 0])
     items = np.unique(pairs_raw[:, 1]) if item_ids is None else np.asarray(item_ids, dtype=np.int64)
     if len(np.unique(items)) != len(items):
-        raise ConfigError(f"The 'item_ids' parameter of {_OWNER} must not repeat ids.")
+        raise ConfigError(f"The 'item_ids' parameter of {owner} must not repeat ids.")
     users = np.searchsorted(user_ids, pairs_raw[:, 0])
     item_idx = _as_index(pairs_raw[:, 1], items, "item")
     # Sort the pairs so the result does not depend on the frame's row order.
     pairs = np.stack([users, item_idx], axis=1).astype(np.int64)
     pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
-    rng = np.random.default_rng(seed)
+    return user_ids, items, pairs
 
-    counts = np.bincount(pairs[:, 1], minlength=len(items))
-    eligible = np.flatnonzero(counts >= min_interactions)
-    n_cold = round(cold_fraction * len(eligible))
-    cold = rng.permutation(eligible)[:n_cold]
+
+def _assemble(
+    pairs: np.ndarray,
+    user_ids: np.ndarray,
+    items: np.ndarray,
+    cold: np.ndarray,
+    rng: np.random.Generator,
+    warm_fractions: tuple[float, float, float],
+    seed: int,
+) -> ColdStartSplit:
+    """The split once the cold items are drawn (in random order: first half validation)."""
+    n_cold = len(cold)
     n_cold_val = n_cold // 2
     cold_val_items = np.sort(cold[:n_cold_val])
     cold_test_items = np.sort(cold[n_cold_val:])
