@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	# TorchRec without its declared CUDA `fbgemm-gpu` dependency (the `distributed` extra
+	# brought the CPU build and torchrec's pure-Python needs).
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt torchrec
 	touch $(STAMP)
 
 install: $(STAMP)
