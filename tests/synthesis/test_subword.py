@@ -70,7 +70,9 @@ def test_unseen_word_gets_a_vector_not_unk() -> None:
     assert not torch.allclose(unseen, unk)
     near = torch.nn.functional.cosine_similarity(unseen, layer(torch.tensor([6])))
     far = torch.nn.functional.cosine_similarity(unseen, layer(torch.tensor([4])))
-    assert float(near.detach()) > float(far.detach())  # "catalogs" shares most n-grams with "catalog"
+    assert float(near.detach()) > float(
+        far.detach()
+    )  # "catalogs" shares most n-grams with "catalog"
 
 
 @pytest.mark.parametrize(
