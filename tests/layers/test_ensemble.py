@@ -102,3 +102,10 @@ def test_add_items_grows_every_member() -> None:
 def test_bad_members_are_named(build, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build()
+
+
+def test_the_same_seed_builds_the_same_ensemble() -> None:
+    one = SyntheticEnsemble(_members(), combine="gate").eval()
+    two = SyntheticEnsemble(_members(), combine="gate").eval()
+    ids = torch.arange(40)
+    assert torch.equal(one(ids), two(ids))
