@@ -154,3 +154,51 @@ def test_fused_bag_fast_equals_reference(mode: str, weighted: bool) -> None:
     if psw_f is not None:
         assert psw_r is not None and torch.allclose(psw_f, psw_r, atol=1e-6)
         assert not psw_f[1].any()  # padding entries get no gradient
+
+
+@pytest.mark.parametrize("rows", [10, 10_000_000])  # a presence table, then np.unique's sort
+def test_distinct_ids_match_torch_unique(rows: int) -> None:
+    flat = torch.tensor([9, 3, 9, 0, rows - 1, 3, 3])
+    uniq, inverse = fused_fast._distinct(flat, rows)
+    want, want_inverse = torch.unique(flat, sorted=True, return_inverse=True)
+    assert uniq.tolist() == want.tolist() == [0, 3, 9] + ([] if rows == 10 else [rows - 1])
+    assert inverse.tolist() == want_inverse.tolist()
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+@pytest.mark.parametrize("scale", [False, True])
+@pytest.mark.parametrize("length", [4, 70])  # a scatter per column, then one gathered scatter
+def test_fused_bag_without_padding_or_weights_equals_reference(
+    mode: str, scale: bool, length: int
+) -> None:
+    gen = torch.Generator().manual_seed(2)
+    ids = torch.randint(0, 12, (5, length), generator=gen)
+    upstream = torch.randn(5, 3, generator=gen)
+    got = []
+    for module in (fused_fast, fused_reference):
+        weight = torch.randn(12, 3, generator=torch.Generator().manual_seed(0))
+        weight.requires_grad_(True)
+        calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+        out = module.fused_bag(
+            weight,
+            ids,
+            mode,
+            lambda r, g, calls=calls: calls.append((r, g.clone())),  # type: ignore[misc]
+            scale_grad_by_freq=scale,
+        )
+        want = torch.nn.functional.embedding_bag(ids, weight.detach(), mode=mode)
+        assert torch.allclose(out, want, atol=1e-6)
+        out.backward(upstream)
+        assert weight.grad is None and len(calls) == 1
+        got.append(calls[0])
+    (rows_f, grad_f), (rows_r, grad_r) = got
+    assert rows_f.tolist() == rows_r.tolist() == ids.unique().tolist()
+    # by hand: each entry adds its bag's gradient (/ L for mean) to its id's row
+    by_hand = torch.zeros(12, 3)
+    for b in range(5):
+        for i in ids[b].tolist():
+            by_hand[i] += upstream[b] / (length if mode == "mean" else 1)
+    if scale:
+        by_hand /= torch.bincount(ids.reshape(-1), minlength=12).clamp(min=1).unsqueeze(1)
+    assert torch.allclose(grad_f, grad_r, atol=1e-6)
+    assert torch.allclose(grad_f, by_hand[rows_f], atol=1e-5)

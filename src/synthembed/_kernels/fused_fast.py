@@ -3,16 +3,23 @@
 What changes against the reference (``benchmarks/train_step.py`` times both):
 
 - the fused lookup's backward deduplicates the ids in numpy on one thread (a
-  presence table when the table is not much wider than the batch, else a
-  sort: :func:`.fast.unique_ids`) and sums the gradient rows with the
+  presence table over the whole table when it is at most 32x the batch plus
+  1 Mi rows, else a sort: :func:`.fast.unique_ids`; 0.5-1.4 ms against 6.8 ms
+  for 65,536 ids of 1,000,000) and sums the gradient rows with the
   single-threaded scatter of :func:`.fast.segment_sum`, into 2 MiB pages;
+- the fused bag's backward, without weights or padding, scatters the ``(B, D)``
+  bag gradient once per column (bags of at most 64) straight into the summed
+  rows: no ``(B, L, D)`` entries (16 ms for 3,276 bags of 20 at D=128);
 - the row updates gather each touched state row once, update it in place and
   write it back with ``index_copy_`` (the rows are distinct), and add the step
   to the table with one single-threaded ``index_add_``; the reference adds to
   the state with a scatter and then gathers it again.
 
 - all of a fused backward runs on one intra-op thread: on this busy 2-core
-  machine two threads made the (N, D) elementwise work 5-8x slower.
+  machine two threads made the (N, D) elementwise work 5-8x slower. Re-measured for
+  issue 14: the dedupe's scatter took 8 ms on one thread, 25-93 ms on two
+  (``index_add_``), 19-48 ms as a CSR matmul, 8-30 ms with torch's embedding
+  backward; the row update 21 ms on one, 40-88 ms on two.
 
 Measured here (V=1,000,000, D=128, 65,536 uniform ids, ``RowWiseAdagrad``,
 forward + backward, medians of 5 steps in one run, machine under load): fused
@@ -29,10 +36,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from synthembed._kernels import fast
 from synthembed._kernels import fused_reference as reference
+from synthembed._kernels.alloc import BufferPool
 from synthembed._kernels.fused_reference import RowUpdate
 from synthembed._kernels.threads import one_thread
 
@@ -91,8 +101,8 @@ def adagrad_rows(
             grad = grad.add(weight.index_select(0, rows), alpha=weight_decay)
         s = total.index_select(0, rows).addcmul_(grad, grad)  # (R, D)
         total.index_copy_(0, rows, s)
-        step = torch.div(grad, s.sqrt_().add_(eps), out=s)  # s's buffer holds the step
-        weight.index_add_(0, rows, step, alpha=-lr)
+        step = torch.div(grad, s.sqrt_().add_(eps), out=s).mul_(-lr)  # s's buffer: the step
+        weight.index_add_(0, rows, step)  # no alpha: see rowwise_adagrad_rows
 
 
 def rowwise_adagrad_rows(
@@ -119,8 +129,11 @@ def rowwise_adagrad_rows(
         s = total.index_select(0, rows).add_(mean_sq)  # (R,)
         total.index_copy_(0, rows, s)
         out = fast.empty(grad.shape[0], flat.shape[1], device=grad.device, dtype=grad.dtype)
-        step = torch.div(flat, _column(s.sqrt_().add_(eps), flat), out=out)
-        weight.index_add_(0, rows, step.reshape(grad.shape), alpha=-lr)
+        # -lr folded into the (R,) factor: index_add_ with alpha != 1 took 15.5 ms against
+        # 6.5 ms without for 63,368 rows of 128 (one thread, 1,000,000-row table)
+        factor = torch.div(-lr, s.sqrt_().add_(eps))  # (R,)
+        step = torch.mul(flat, _column(factor, flat), out=out)
+        weight.index_add_(0, rows, step.reshape(grad.shape))
 
 
 def adamw_rows(
@@ -177,6 +190,27 @@ def adamw_rows(
         weight.index_copy_(0, rows, w)
 
 
+#: A presence table over the whole table dedupes when it is at most this many times the
+#: batch (plus a floor): 65,536 ids of 1,000,000 rows took 0.5-1.4 ms against 6.8 ms
+#: for ``np.unique``'s sort here, uniform or Zipf.
+_PRESENCE_RATIO = 32
+_PRESENCE_FLOOR = 1 << 20
+
+
+def _distinct(flat: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted distinct values ``(U,)`` of valid ids ``flat`` ``(N,)`` in ``[0, rows)`` and
+    each id's position among them ``(N,)``, in numpy on one thread."""
+    if rows > _PRESENCE_RATIO * flat.numel() + _PRESENCE_FLOOR:
+        return fast.unique_ids(flat, low=0, high=rows)
+    k = flat.numpy()
+    present = np.zeros(rows, dtype=bool)
+    present[k] = True
+    distinct = np.flatnonzero(present)
+    position = np.empty(rows, dtype=np.int64)
+    position[distinct] = np.arange(distinct.size)
+    return torch.from_numpy(distinct.astype(np.int64, copy=False)), torch.from_numpy(position[k])
+
+
 def dedupe_grad(
     ids: torch.Tensor,
     grad: torch.Tensor,
@@ -193,12 +227,18 @@ def dedupe_grad(
         keep = flat != padding_idx
         if not bool(keep.all()):
             flat, g = flat[keep], g[keep]
-    uniq, inverse = fast.unique_ids(flat.long(), low=0, high=rows)
+    uniq, inverse = _distinct(flat.long(), rows)
     summed = fast.segment_sum(g, inverse, uniq.numel())
     if scale_grad_by_freq:
         counts = torch.bincount(inverse, minlength=uniq.numel()).to(summed.dtype)
         summed.div_(counts.unsqueeze(1))
     return uniq, summed
+
+
+#: Lookup outputs, reused once the caller drops them (at most 2 idle): a fresh 32 MiB
+#: output on 2 MiB pages took 5 or 35-40 ms here (the kernel compacting memory), a
+#: reused one 3 ms (65,536 Zipf ids of 128).
+_OUTPUTS = BufferPool(size=2)
 
 
 class _FusedLookup(torch.autograd.Function):
@@ -217,7 +257,7 @@ class _FusedLookup(torch.autograd.Function):
         ctx.update, ctx.padding_idx, ctx.scale = update, padding_idx, scale_grad_by_freq
         ctx.rows = weight.shape[0]
         flat = ids.reshape(-1)
-        out = fast.empty(flat.numel(), weight.shape[1], device=weight.device, dtype=weight.dtype)
+        out = _OUTPUTS.empty(flat.numel(), weight.shape[1], weight.device, weight.dtype)
         torch.index_select(weight, 0, flat, out=out)
         return out.reshape(*ids.shape, weight.shape[1])
 
@@ -260,6 +300,62 @@ def _dedupe_one_thread(
         return dedupe_grad(ids, grad, padding_idx, scale_grad_by_freq, rows)
 
 
+#: Bags at most this long sum their gradient with one scatter of the ``(B, D)`` bag
+#: gradient per column; longer ones gather it to ``(B * L, D)`` once.
+_COLUMN_SCATTER_MAX = 64
+
+
+class _FusedPlainBag(torch.autograd.Function):
+    """Unweighted bags without padding: each entry's gradient is its bag's (``/ L`` for
+    ``"mean"``), so the summed gradient of a distinct id is a scatter of the ``(B, D)``
+    bag gradient by each column's positions: no ``(B, L, D)`` entries (16 ms of the
+    reference's backward for 3,276 bags of 20 at D=128 here)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        weight: torch.Tensor,
+        ids: torch.Tensor,
+        mode: str,
+        update: RowUpdate,
+        scale_grad_by_freq: bool,
+    ) -> torch.Tensor:
+        ctx.save_for_backward(ids)
+        ctx.mode, ctx.update, ctx.scale, ctx.rows = (
+            mode,
+            update,
+            scale_grad_by_freq,
+            weight.shape[0],
+        )
+        return F.embedding_bag(ids, weight, mode=mode)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, ...]:  # type: ignore[override]
+        (ids,) = ctx.saved_tensors
+        batch, length = ids.shape
+        with one_thread():  # single-threaded scatters: see fast.index_add_rows
+            if ctx.mode == "mean":  # the reference's factor: ones / L, in grad's dtype
+                grad = grad * (grad.new_ones(()) / length)
+            uniq, inverse = _distinct(ids.reshape(-1).long(), ctx.rows)
+            summed = fast.empty(
+                uniq.numel(), grad.shape[1], device=grad.device, dtype=grad.dtype, zero=True
+            )
+            if length <= _COLUMN_SCATTER_MAX:
+                columns = inverse.reshape(batch, length).t().contiguous()  # (L, B)
+                for col in columns:
+                    summed.index_add_(0, col, grad)
+            else:
+                bag_of = torch.arange(batch).repeat_interleave(length)  # (B * L,)
+                summed.index_add_(0, inverse, grad.index_select(0, bag_of))
+            if ctx.scale:
+                counts = torch.bincount(inverse, minlength=uniq.numel()).to(summed.dtype)
+                summed.div_(counts.unsqueeze(1))
+            if uniq.numel():
+                with torch.no_grad():
+                    ctx.update(uniq, summed)
+        return None, None, None, None, None
+
+
 def fused_bag(
     weight: torch.Tensor,
     ids: torch.Tensor,
@@ -271,7 +367,8 @@ def fused_bag(
     scale_grad_by_freq: bool = False,
 ) -> torch.Tensor:
     """Pooled ``(B, L)`` bags; backward calls ``update(rows, grad)`` (see the reference
-    twin): torch's bag kernel forward, the numpy dedupe and one-thread scatter backward."""
+    twin): torch's bag kernel forward, the numpy dedupe and one-thread scatter backward,
+    with the bag gradient scattered per column when no weights or padding apply."""
     if not _applies(weight) or weight.dtype in _HALF:
         return reference.fused_bag(
             weight,
@@ -282,6 +379,9 @@ def fused_bag(
             padding_idx=padding_idx,
             scale_grad_by_freq=scale_grad_by_freq,
         )
+    if per_sample_weights is None and padding_idx is None and ids.numel() and mode != "max":
+        plain: torch.Tensor = _FusedPlainBag.apply(weight, ids, mode, update, scale_grad_by_freq)
+        return plain
     out: torch.Tensor = reference.FusedBag.apply(
         weight,
         ids,
