@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from synthembed.layers.synthetic_embedding import SyntheticEmbeddingLayer
+from synthembed.synthesis import TECHNIQUES
 from synthembed.vectors import Vectors, load_vectors
 
 WORDS = ["the", "cat", "Dog", "naïve", "x"]
@@ -35,3 +36,31 @@ def synthetic(
     side = None if layer.side_features is None else layer.side_features[ids]
     visible = torch.zeros(ids.shape, dtype=torch.bool) if hidden else None
     return layer.synthesizer(ids, layer.base(ids), side, visible)
+
+
+# ---------------------------------------------------------------- synthesis techniques
+SYNTH_V, SYNTH_D, SYNTH_F = 40, 6, 5
+
+
+def synthetic_features(n: int = SYNTH_V, seed: int = 0) -> torch.Tensor:
+    """``(n, 5)`` uniform side features, fixed by ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, SYNTH_F, generator=g)
+
+
+def build_synthetic(technique: str, with_side: bool, **kwargs: object) -> SyntheticEmbeddingLayer:
+    """A seeded ``SyntheticEmbeddingLayer(40, 6)`` with ``technique`` (rate 0.3 unless given)."""
+    torch.manual_seed(0)
+    return SyntheticEmbeddingLayer(
+        SYNTH_V,
+        SYNTH_D,
+        synthesis_rate=kwargs.pop("synthesis_rate", 0.3),  # type: ignore[arg-type]
+        technique=technique,
+        side_features=synthetic_features() if with_side else None,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def side_cases(name: str) -> list[bool]:
+    """With side features only, or also without, as the technique allows."""
+    return [True] if TECHNIQUES[name].needs_side_features else [False, True]

@@ -36,7 +36,14 @@ from torch import nn
 
 from synthembed.errors import ConfigError
 
-__all__ = ["SubwordEmbedding", "char_ngrams", "fnv1a", "ngram_bags", "ngram_buckets"]
+__all__ = [
+    "SubwordEmbedding",
+    "char_ngrams",
+    "fnv1a",
+    "ngram_bags",
+    "ngram_buckets",
+    "select_bags",
+]
 
 _FNV_OFFSET = 2166136261
 _FNV_PRIME = 16777619
@@ -123,6 +130,22 @@ def ngram_bags(
         flat.extend(ngram_buckets(word, num_buckets, min_n, max_n))
         offsets.append(len(flat))
     return torch.tensor(flat, dtype=torch.long), torch.tensor(offsets, dtype=torch.long)
+
+
+def select_bags(
+    buckets: torch.Tensor, offsets: torch.Tensor, ids: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bags of words ``ids`` out of :func:`ngram_bags` output, for ``F.embedding_bag``.
+
+    Returns:
+        ``(buckets, starts)``: the chosen words' buckets in turn and where each bag starts.
+    """
+    starts = offsets[ids]
+    sizes = offsets[ids + 1] - starts
+    # flat positions of each chosen word's buckets: starts[i] .. starts[i] + sizes[i] - 1
+    shift = torch.repeat_interleave(starts - sizes.cumsum(0) + sizes, sizes)
+    pos = shift + torch.arange(int(sizes.sum()), device=ids.device)
+    return buckets[pos], torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
 
 
 class SubwordEmbedding(nn.Module):
@@ -263,13 +286,8 @@ class SubwordEmbedding(nn.Module):
         for _ in range(epochs):
             for batch in torch.randperm(len(words), generator=gen).split(batch_size):
                 batch = batch.to(buckets.device)
-                starts = offsets[batch]
-                sizes = lengths[batch]
-                # positions of each chosen word's buckets in the flat list: (sum(sizes),)
-                pos = torch.repeat_interleave(starts - sizes.cumsum(0) + sizes, sizes)
-                pos = pos + torch.arange(int(sizes.sum()), device=pos.device)
-                bag_offsets = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
-                out = F.embedding_bag(buckets[pos], table, bag_offsets, mode="mean", sparse=True)
+                chosen, starts = select_bags(buckets, offsets, batch)
+                out = F.embedding_bag(chosen, table, starts, mode="mean", sparse=True)
                 goal = target[batch]
                 if loss == "cosine":
                     err = (1.0 - F.cosine_similarity(out, goal, dim=-1)).mean()

@@ -20,32 +20,14 @@ import synthembed.synthesis  # noqa: F401  (registers the built-in techniques)
 from synthembed import _kernels
 from synthembed.io import load, save
 from synthembed.layers.synthetic_embedding import SyntheticEmbeddingLayer
-from synthembed.synthesis import TECHNIQUES
 
 V, D, F = 40, 6, 5
 BUILT_IN = ("autoencoder", "combination", "gan", "manifold")
 
 
-def features(n: int = V, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(n, F, generator=g)
-
-
-def build(technique: str, with_side: bool, **kwargs: object) -> SyntheticEmbeddingLayer:
-    torch.manual_seed(0)
-    return SyntheticEmbeddingLayer(
-        V,
-        D,
-        synthesis_rate=kwargs.pop("synthesis_rate", 0.3),  # type: ignore[arg-type]
-        technique=technique,
-        side_features=features() if with_side else None,
-        **kwargs,  # type: ignore[arg-type]
-    )
-
-
-def side_cases(name: str) -> list[bool]:
-    return [True] if TECHNIQUES[name].needs_side_features else [False, True]
-
+from support import build_synthetic as build  # noqa: E402
+from support import side_cases  # noqa: E402
+from support import synthetic_features as features  # noqa: E402
 
 CASES = [(name, side) for name in BUILT_IN for side in side_cases(name)]
 

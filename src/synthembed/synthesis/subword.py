@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from synthembed.errors import ConfigError
-from synthembed.subwords import SubwordEmbedding, ngram_bags
+from synthembed.subwords import SubwordEmbedding, ngram_bags, select_bags
 from synthembed.synthesis.base import Synthesizer, register_technique
 
 __all__ = ["Subword"]
@@ -106,14 +106,8 @@ class Subword(Synthesizer):
 
     def _vectors_of(self, ids: torch.Tensor) -> torch.Tensor:
         """``(n,)`` ids -> ``(n, D)`` mean n-gram vectors."""
-        starts = self.bag_offsets[ids]
-        sizes = self.bag_offsets[ids + 1] - starts
-        total = int(sizes.sum())
-        # flat positions of each id's buckets: starts[i] .. starts[i] + sizes[i] - 1
-        shift = torch.repeat_interleave(starts - sizes.cumsum(0) + sizes, sizes)
-        pos = shift + torch.arange(total, device=ids.device)
-        bag_starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
-        return F.embedding_bag(self.bag_buckets[pos], self.model.weight, bag_starts, mode="mean")
+        chosen, starts = select_bags(self.bag_buckets, self.bag_offsets, ids)
+        return F.embedding_bag(chosen, self.model.weight, starts, mode="mean")
 
     def forward(
         self,
