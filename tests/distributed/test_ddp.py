@@ -5,7 +5,6 @@ global batch."""
 from __future__ import annotations
 
 import copy
-import inspect
 from typing import Any
 
 import pytest
@@ -27,10 +26,6 @@ V, D, B, STEPS = 30, 4, 6, 3
 SPARSE_BASES = ("hash", "qr", "lowrank", "mixed")
 
 
-def _fused_capable(name: str) -> bool:
-    return "fused_optimizer" in inspect.signature(BASES[name].__init__).parameters
-
-
 def _side() -> torch.Tensor:
     return torch.rand(V, 3, generator=torch.Generator().manual_seed(7))
 
@@ -47,6 +42,8 @@ def build(case: str) -> nn.Module:
             options["base"] = "hash"
         if kind == "dropout":
             options["train_synthetic_fraction"] = 0.3
+        if kind == "fused":
+            options["fused_optimizer"] = RowWiseAdagrad(lr=0.1)
         return se.SyntheticEmbeddingLayer(V, D, side_features=_side(), cold_threshold=2, **options)
     if kind == "sparse":
         return make_base(name, V, D, sparse=True)
@@ -138,6 +135,18 @@ def run_state(rank: int, world: int) -> dict[str, Any]:
     train_step(model, layer, opt, ids, torch.randn(len(ids), D, generator=torch.Generator()))
     out["trained_replicas"] = gathered_max_diff(state_tensors(layer))
     out["new_counts"] = layer.counts[new_ids].tolist()
+    # A fused table that one rank's batch never reaches (all padding there): that rank
+    # still applies the other's update, and the replicas stay equal (no hang).
+    torch.manual_seed(0)
+    table = se.Embedding(V, D, padding_idx=0, fused_optimizer=RowWiseAdagrad(lr=0.1))
+    before = table.weight.detach().clone()
+    model = sd.data_parallel(nn.Sequential(table, nn.Linear(D, D)))
+    ids = torch.zeros(B, dtype=torch.long) if rank == 1 else torch.arange(1, B + 1)
+    model(ids).pow(2).mean().backward()
+    out["padding_replicas"] = gathered_max_diff(state_tensors(table))
+    out["padding_moved"] = sorted(
+        int(i) for i in (table.weight.detach() != before).any(1).nonzero().flatten()
+    )
     # One rank adds items alone: sync_state refuses, on every rank, naming both.
     layer = build("synthetic")
     sd.sync_state(layer)
@@ -164,13 +173,14 @@ CASES = [
     # Not "mixed_sparse": a batch that misses one of its tables leaves a sparse gradient
     # undefined, which torch's DDP refuses ("Expected sparse gradient to be defined").
     *[f"{n}_sparse" for n in SPARSE_BASES if n != "mixed"],
-    # Fused tables under DDP: "full_fused" passes alone, but hangs after the other cases
-    # (collectives in backward beside DDP's); left out until that is solved (issue 15).
-    *[f"{n}_fused" for n in () if _fused_capable(n)],
+    # Fused tables: their updates are averaged at the end of backward (a mixed base's
+    # batch may miss one of its tables on one rank and not on the other).
+    *[f"{n}_fused" for n in ("full", *BASE_CASES) if n != "dhe"],  # dhe: no table to fuse
     "synthetic",
     "synthetic_autoencoder",
     "synthetic_hash",
     "synthetic_dropout",
+    "synthetic_fused",
 ]
 
 
@@ -229,3 +239,8 @@ def test_sync_state_needs_a_process_group() -> None:
         ConfigError, match="add_items takes a SyntheticEmbeddingLayer; got Embedding"
     ):
         sd.add_items(build("full"), num_items=1)
+
+
+def test_fused_table_that_one_rank_never_reaches(state: dict[str, Any]) -> None:
+    assert state["padding_replicas"] == 0.0
+    assert state["padding_moved"] == list(range(1, B + 1))  # rank 0's rows, on both ranks

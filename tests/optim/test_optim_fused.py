@@ -316,3 +316,19 @@ def test_fused_bags_pass_gradients_to_inputs_like_unfused(mode: Any) -> None:
     if mode == "sum":
         assert g_f is not None and g_u is not None
         assert torch.allclose(g_f, g_u, rtol=0, atol=1e-5)
+
+
+def test_interceptor_receives_the_update_and_step_rows_applies_it() -> None:
+    torch.manual_seed(0)
+    table = se.Embedding(10, 4, fused_optimizer=RowWiseAdagrad(lr=0.1))
+    twin = copy.deepcopy(table)
+    held: list[tuple[torch.Tensor, torch.Tensor]] = []
+    table.fused.interceptor = lambda rows, weight, ids, grad: held.append((ids, grad.clone()))
+    before = table.weight.detach().clone()
+    table(torch.tensor([3, 1, 3])).sum().backward()
+    assert torch.equal(table.weight.detach(), before)  # held back, not applied
+    assert len(held) == 1 and held[0][0].tolist() == [1, 3]
+    assert torch.equal(held[0][1], torch.tensor([[1.0] * 4, [2.0] * 4]))  # summed duplicates
+    table.fused.step_rows(table.weight, *held[0])
+    twin(torch.tensor([3, 1, 3])).sum().backward()
+    assert torch.equal(table.weight.detach(), twin.weight.detach())

@@ -24,6 +24,7 @@ The API:
   torch.export, TorchScript or torch.fx traces the call, and an id check that
   stays in the traced graph (values cannot be read while tracing).
 - ``column_sums(x)``: ``x.sum(0)``.
+- ``at_backward_end(callback)``: run ``callback`` when the running backward finishes.
 - ``unique_ids(flat)``, ``expand_rows(src, inverse, pool)``, ``segment_sum(grad, inverse,
   rows)``: distinct ids with their inverse, and the copy back (with its gradient).
 - ``sgd_rows``, ``adagrad_rows``, ``rowwise_adagrad_rows``, ``adamw_rows``: the row
@@ -41,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any, Literal
 
@@ -61,6 +62,7 @@ __all__ = [
     "adagrad_rows",
     "adamw_rows",
     "assert_in_range",
+    "at_backward_end",
     "bag",
     "column_sums",
     "empty",
@@ -163,6 +165,13 @@ def tensor_version(t: torch.Tensor) -> int:
     """``t``'s in-place version counter (a private torch attribute): a cache keyed on it
     knows when the tensor changed (``Vectors.unit_vectors``)."""
     return int(t._version)
+
+
+def at_backward_end(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the backward pass now running has finished (call it from a
+    hook inside that backward). The autograd engine's callback queue is private torch,
+    the one DDP uses to finish its gradient reduction."""
+    torch.autograd.Variable._execution_engine.queue_callback(callback)  # type: ignore[attr-defined]
 
 
 def functorch_active() -> bool:

@@ -16,8 +16,8 @@ are summed:
 - :func:`data_parallel` wraps a model in DDP with ``broadcast_buffers=False``
   and calls :func:`sync_state` after every ``sync_every`` training forwards;
 - fused tables (``fused_optimizer=``), which update their rows inside backward
-  and give DDP no gradient to average, average their row updates over the
-  ranks instead (:func:`data_parallel` arranges it);
+  and give DDP no gradient to average, apply the average of all ranks' row
+  updates at the end of each backward instead (:func:`data_parallel` arranges it);
 - :func:`add_items` adds new ids on every rank and makes the grown tables equal
   (rank 0's draws win), so cold items are added under DDP without drift.
 
@@ -29,17 +29,17 @@ cold detection, sees only local increments until then).
 
 from __future__ import annotations
 
-import functools
 import gc
 import inspect
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from synthembed import _kernels
 from synthembed._validation import check_int
 from synthembed.errors import ConfigError
 from synthembed.layers.id_state import COUNT_CAP
@@ -53,8 +53,6 @@ __all__ = ["add_items", "data_parallel", "sync_state"]
 _BASELINES: weakref.WeakKeyDictionary[nn.Module, torch.Tensor] = weakref.WeakKeyDictionary()
 _DDP_ARGS = inspect.signature(DistributedDataParallel.__init__).parameters
 _BUFFER_SYNC = ("broadcast_buffers", "forward_sync_buffers")
-# Fused tables whose updates already average over the ranks.
-_SHARED: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -164,7 +162,7 @@ def sync_state(module: nn.Module, *, group: Any = None) -> None:
                 delta = (counts - base).long()  # this rank's sightings since the last sync
                 dist.all_reduce(delta, group=group)
                 counts.copy_((base.long() + delta).clamp_(max=COUNT_CAP))  # saturating, as counted
-                _refresh(layer)
+                layer.refresh_id_state()
             if layer.counts is not None:
                 _BASELINES[layer] = layer.counts.clone()
 
@@ -173,17 +171,7 @@ def _broadcast_state(layer: SyntheticEmbeddingLayer, group: Any) -> None:
     src = 0 if group is None else dist.get_global_rank(group, 0)
     for buffer in layer.buffers():
         dist.broadcast(buffer, src=src, group=group)
-    _refresh(layer)
-
-
-def _refresh(layer: SyntheticEmbeddingLayer) -> None:
-    """Re-derive what the layer caches beside its per-id buffers, as its load_state_dict
-    post-hook does ("any id added?", the bound of the counts that drives saturation)."""
-    # TODO(id_state): a public method of the layer for this (asked of its owner).
-    added, counts = layer.added, layer.counts
-    layer._any_added = added is not None and bool(added.any())
-    if hasattr(layer, "_count_bound"):
-        layer._count_bound = int(counts.max()) if counts is not None and counts.numel() else 0
+    layer.refresh_id_state()
 
 
 def data_parallel(
@@ -229,11 +217,19 @@ def data_parallel(
     ddp_options[key] = False
     if group is not None:
         ddp_options["process_group"] = group
-    fused = _share_fused_updates(module, group)
-    if fused:
-        # Fused tables get no .grad for DDP to average: their rows are averaged in backward
-        # (_share_fused_updates), so DDP leaves them (and their optimizer state) alone.
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, fused)
+    tables = _fused_tables(module)
+    exchange: _FusedExchange | None = None
+    if tables:
+        # Fused tables get no .grad for DDP to average: their updates are averaged at the
+        # end of backward (_FusedExchange), so DDP leaves them and their state alone.
+        ignored = []
+        for name, _, rows in tables:
+            dot = f"{name}." if name else ""
+            ignored += [f"{dot}weight", *(f"{dot}fused.{b}" for b, _ in rows.named_buffers())]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, ignored)
+        # A group of their own: the exchange runs beside DDP's asynchronous all-reduces.
+        ranks = dist.get_process_group_ranks(group if group is not None else dist.group.WORLD)
+        exchange = _FusedExchange(tables, dist.new_group(ranks=ranks))
     wrapped = DistributedDataParallel(module, **ddp_options)
     sync_state(module, group=group)
     forwards = [0]
@@ -243,6 +239,8 @@ def data_parallel(
         # gradient hooks on the parameters) alive after the user drops it.
         if not (ddp.training and torch.is_grad_enabled()):
             return
+        if exchange is not None:
+            exchange.arm(output)
         forwards[0] += 1
         if forwards[0] % sync_every == 0:
             sync_state(module, group=group)
@@ -251,56 +249,106 @@ def data_parallel(
     return wrapped
 
 
-def _share_fused_updates(module: nn.Module, group: Any) -> list[str]:
-    """Make every fused table of ``module`` update with the rows of all ranks.
+def _fused_tables(module: nn.Module) -> list[tuple[str, nn.Module, FusedRows]]:
+    """``(name, owner, state)`` of every fused table of ``module``, in module order."""
+    return [
+        (prefix, m, m.fused)
+        for prefix, m in module.named_modules()
+        if isinstance(getattr(m, "fused", None), FusedRows)
+    ]
+
+
+class _FusedExchange:
+    """Fused tables updated with the rows of every rank, averaged, once per backward.
 
     A fused table (``fused_optimizer=``) updates its rows inside backward from
-    this rank's gradient alone; here each update first gathers every rank's
-    distinct rows and their gradient sums, adds them per row and divides by the
-    world size (DDP's average), so every rank applies the same update.
-    Returns the names of the fused tables' parameters and state buffers.
+    this rank's gradient alone, and gives DDP nothing to average. Here its
+    updates are held back (``FusedRows.interceptor``) until the backward ends;
+    then every rank, in the same order, gathers each table's distinct rows and
+    gradient sums from all ranks, adds them per row, divides by the world size
+    (DDP's average) and applies that one update. The exchange is armed by a hook
+    on the model's output, so it runs on every rank that calls backward, also on
+    a rank whose batch never reached a table (a ``"mixed"`` base's, or ids that
+    were all padding): that rank sends no rows and still applies the others'.
+    Several lookups of one table in a forward make one update per backward.
     """
-    names: list[str] = []
-    # A group of their own: the updates run in backward beside DDP's asynchronous
-    # gradient all-reduces, and two ranks must not interleave collectives of one group.
-    ranks = dist.get_process_group_ranks(group if group is not None else dist.GroupMember.WORLD)
-    own = dist.new_group(ranks=ranks)
-    for prefix, m in module.named_modules():
-        rows = getattr(m, "fused", None)
-        if not isinstance(rows, FusedRows):
-            continue
-        dot = f"{prefix}." if prefix else ""
-        names.append(f"{dot}weight")
-        names.extend(f"{dot}fused.{b}" for b, _ in rows.named_buffers())
-        if rows not in _SHARED:
-            local = rows.update
-            rows.update = functools.partial(_global_update, local, own)  # type: ignore[method-assign]
-            _SHARED.add(rows)
-    return names
+
+    def __init__(self, tables: list[tuple[str, nn.Module, FusedRows]], group: Any) -> None:
+        self.tables = tables
+        self.group = group
+        self.pending: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.queued = False
+        for _, _, rows in tables:
+            rows.interceptor = self.hold
+
+    def hold(
+        self, rows: FusedRows, weight: torch.Tensor, ids: torch.Tensor, grad: torch.Tensor
+    ) -> None:
+        self.pending.setdefault(id(rows), []).append((ids, grad))
+
+    def arm(self, output: Any) -> None:
+        """Run :meth:`flush` at the end of the backward that reaches ``output``."""
+        tensor = _first_grad_tensor(output)
+        if tensor is not None:
+            tensor.register_hook(self._queue)
+
+    def _queue(self, grad: torch.Tensor) -> None:
+        if not self.queued:
+            self.queued = True
+            _kernels.at_backward_end(self.flush)
+
+    def flush(self) -> None:
+        self.queued = False
+        pending, self.pending = self.pending, {}
+        held = [pending.get(id(rows), []) for _, _, rows in self.tables]
+        mine = torch.tensor([sum(int(i.numel()) for i, _ in h) for h in held], dtype=torch.long)
+        world = dist.get_world_size(self.group)
+        sizes = [torch.zeros_like(mine) for _ in range(world)]
+        dist.all_gather(sizes, mine, group=self.group)
+        every = torch.stack(sizes)  # (world, tables): rows each rank holds per table
+        for t, ((_, owner, rows), h) in enumerate(zip(self.tables, held)):
+            if int(every[:, t].sum()) == 0:
+                continue
+            weight = cast(torch.Tensor, owner.weight)
+            ids = torch.cat([i for i, _ in h]) if h else weight.new_zeros(0, dtype=torch.long)
+            grad = torch.cat([g for _, g in h]) if h else weight.new_zeros(0, weight.shape[1])
+            distinct, summed = _gather_rows(ids, grad, every[:, t].tolist(), self.group)
+            rows.step_rows(weight, distinct, summed / world)
 
 
-def _global_update(
-    local: Any, group: Any, weight: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor
-) -> None:
-    """``local(weight, rows, grad)`` with the rows and gradients of every rank, averaged."""
-    world = dist.get_world_size(group)
-    size = torch.tensor([rows.numel()], dtype=torch.long)
-    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(world)]
-    dist.all_gather(sizes, size, group=group)
-    longest = max(int(s) for s in sizes)
-    pad_rows = rows.new_zeros(longest)
-    pad_rows[: rows.numel()] = rows
+def _first_grad_tensor(output: Any) -> torch.Tensor | None:
+    """The first tensor in ``output`` (a tensor, or sequences and dicts of them) that
+    backward can reach."""
+    if isinstance(output, torch.Tensor):
+        return output if output.requires_grad else None
+    items = output.values() if isinstance(output, dict) else output
+    if isinstance(items, (list, tuple)) or isinstance(output, dict):
+        for item in items:
+            found = _first_grad_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _gather_rows(
+    ids: torch.Tensor, grad: torch.Tensor, sizes: list[int], group: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's ``(ids, grad)`` (``sizes[r]`` rows on rank r): distinct ids, sorted,
+    and their summed gradient rows."""
+    longest = max(sizes)
+    pad_ids = ids.new_zeros(longest)
+    pad_ids[: ids.numel()] = ids
     pad_grad = grad.new_zeros(longest, grad.shape[1])  # (longest, D)
-    pad_grad[: rows.numel()] = grad
-    all_rows = [torch.empty_like(pad_rows) for _ in range(world)]
-    all_grad = [torch.empty_like(pad_grad) for _ in range(world)]
-    dist.all_gather(all_rows, pad_rows, group=group)
+    pad_grad[: ids.numel()] = grad
+    all_ids = [torch.empty_like(pad_ids) for _ in sizes]
+    all_grad = [torch.empty_like(pad_grad) for _ in sizes]
+    dist.all_gather(all_ids, pad_ids, group=group)
     dist.all_gather(all_grad, pad_grad, group=group)
-    every_rows = torch.cat([r[: int(s)] for r, s in zip(all_rows, sizes)])
-    every_grad = torch.cat([g[: int(s)] for g, s in zip(all_grad, sizes)])
-    distinct, where = torch.unique(every_rows, sorted=True, return_inverse=True)  # (U,), (N,)
+    every_ids = torch.cat([r[:n] for r, n in zip(all_ids, sizes)])
+    every_grad = torch.cat([g[:n] for g, n in zip(all_grad, sizes)])
+    distinct, where = torch.unique(every_ids, sorted=True, return_inverse=True)  # (U,), (N,)
     summed = every_grad.new_zeros(distinct.numel(), grad.shape[1]).index_add_(0, where, every_grad)
-    local(weight, distinct, summed / world)
+    return distinct, summed
 
 
 def add_items(
@@ -349,7 +397,7 @@ def add_items(
     with torch.no_grad():
         for tensor in [*layer.parameters(), *layer.buffers()]:
             dist.broadcast(tensor.data, src=src, group=group)
-    _refresh(layer)
+    layer.refresh_id_state()
     if layer.counts is not None:
         _BASELINES[layer] = layer.counts.clone()
     return new_ids

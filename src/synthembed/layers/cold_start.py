@@ -55,6 +55,7 @@ class ColdStart:
     padding_idx: int | None
     training: bool
     _any_added: bool
+    _count_bound: int
     _pending: Any
 
     def _device(self) -> torch.device:
@@ -65,6 +66,18 @@ class ColdStart:
 
     def _ensure_counts(self, config: SynthesisConfig) -> None:
         raise NotImplementedError
+
+    def refresh_id_state(self) -> None:
+        """Re-read the per-id buffers after they were written in place.
+
+        Beside ``counts`` and ``added`` the layer caches whether any id was added
+        and a bound of the counts; ``load_state_dict`` refreshes them itself, and
+        code that writes the buffers directly (a broadcast from another rank,
+        ``copy_``) calls this afterwards.
+        """
+        self._any_added = self.added is not None and bool(self.added.any())
+        counts = self.counts
+        self._count_bound = int(counts.max()) if counts is not None and counts.numel() else 0
 
     def _accepts_any_id(self) -> bool:
         return bool(getattr(self.base, "accepts_any_id", False))

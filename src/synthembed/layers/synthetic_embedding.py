@@ -693,7 +693,5 @@ def _fused_options(base: str, fused_optimizer: Any) -> dict[str, Any]:
 def _refresh_after_load(module: nn.Module, incompatible: Any) -> None:
     """After ``load_state_dict``: re-derive the python-side state from the buffers."""
     if isinstance(module, SyntheticEmbeddingLayer):
-        module._any_added = module.added is not None and bool(module.added.any())
-        counts = module.counts
-        module._count_bound = int(counts.max()) if counts is not None and counts.numel() else 0
+        module.refresh_id_state()
         module._last_output = LastOutput()

@@ -26,6 +26,7 @@ tests check 1e-6 agreement).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, cast
 
 import torch
@@ -101,6 +102,10 @@ def _decode(config: Any) -> SparseRowOptimizer:
 FUSED_OPTIMIZER = Codec(_encode, lambda data, owner: _decode(data))
 
 
+#: ``(table_state, weight, rows, grad)``: see :attr:`FusedRows.interceptor`.
+Interceptor = Callable[["FusedRows", torch.Tensor, torch.Tensor, torch.Tensor], None]
+
+
 class FusedRows(nn.Module):
     """The fused optimizer state of one table, as buffers (saved with the layer).
 
@@ -122,11 +127,22 @@ class FusedRows(nn.Module):
         for key in self.state_keys:
             self.register_buffer(key, state[key])
         self.register_buffer("step", torch.zeros((), dtype=torch.int64, device=weight.device))
+        #: Receives ``(self, weight, rows, grad)`` in place of each update when set: data
+        #: parallel training gathers the ranks' updates there and applies their average.
+        self.interceptor: Interceptor | None = None
 
     def extra_repr(self) -> str:
         return repr(self.spec)
 
     def update(self, weight: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor) -> None:
+        """What backward calls with the rows it reached (distinct, sorted) and their
+        summed gradient: :meth:`step_rows`, or the :attr:`interceptor` when one is set."""
+        if self.interceptor is not None:
+            self.interceptor(self, weight, rows, grad)
+        else:
+            self.step_rows(weight, rows, grad)
+
+    def step_rows(self, weight: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor) -> None:
         """One optimizer step on ``rows`` (distinct, sorted) with their summed gradient."""
         state: dict[str, Any] = {k: getattr(self, k) for k in self.state_keys}
         state["step"] = int(self.step)
