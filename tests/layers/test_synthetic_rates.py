@@ -20,6 +20,7 @@ V, D, S = 10, 4, 3
 def _layer(**kwargs: object) -> SyntheticEmbeddingLayer:
     torch.manual_seed(0)
     kwargs.setdefault("train_synthetic_fraction", 0.0)
+    kwargs.setdefault("technique", "combination")  # no loss of its own beside distillation
     return SyntheticEmbeddingLayer(V, D, side_features=torch.rand(V, S), **kwargs).double()
 
 
@@ -100,6 +101,24 @@ def test_distill_loss_pulls_stand_alone_vectors_of_trained_ids() -> None:
 
 
 # ---------------------------------------------------------------------- default fraction
+def test_default_technique_depends_on_side_features() -> None:
+    assert SyntheticEmbeddingLayer(V, D, side_features=torch.rand(V, S)).technique == "autoencoder"
+    assert SyntheticEmbeddingLayer(V, D).technique == "combination"
+    assert SyntheticEmbeddingLayer(V, D, hidden_dims=(8,)).technique == "combination"
+    tower = SyntheticEmbeddingLayer(
+        V, D, side_features=torch.rand(V, S), technique="combination", hidden_dims=(8,)
+    )
+    assert tower.synthesizer.hidden_dims == (8,)
+    with pytest.raises(
+        ConfigError,
+        match=r"SyntheticEmbeddingLayer got option\(s\) \['hidden_dims', 'norm'\], which the "
+        r"default technique with side features, 'autoencoder', does not take \(it accepts "
+        r"\['align', 'align_weight', 'bottleneck'\]\)\. Name the technique they belong to, "
+        r"e\.g\. technique='combination'",
+    ):
+        SyntheticEmbeddingLayer(V, D, side_features=torch.rand(V, S), hidden_dims=(8,), norm=True)
+
+
 def test_default_train_synthetic_fraction_depends_on_side_features() -> None:
     with_side = SyntheticEmbeddingLayer(V, D, side_features=torch.rand(V, S))
     assert with_side.config.train_synthetic_fraction == 0.3

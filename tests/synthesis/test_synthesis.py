@@ -214,6 +214,7 @@ def test_deduplicated_combination_equals_the_founding_formula(rank: int | None) 
         side_features=side,
         padding_idx=0,
         train_synthetic_fraction=0.4,
+        technique="combination",
         rank=rank,
         **Combination.FOUNDING,
     ).double()
@@ -312,14 +313,17 @@ def test_renamed_technique_options_warn_and_still_work() -> None:
 
 def test_combination_tower_options() -> None:
     side = features()
-    normed = SyntheticEmbeddingLayer(V, D, side_features=side, norm=True, hidden_dims=(8, 4))
+    tower = {"technique": "combination"}
+    normed = SyntheticEmbeddingLayer(
+        V, D, side_features=side, norm=True, hidden_dims=(8, 4), **tower
+    )
     synth = normed.synthesizer
     assert isinstance(synth, Combination) and synth.side_norm is not None
     assert synth.row_norm is None  # with side features the row is not read (rows=None)
     widths = [m.out_features for m in synth.tower if isinstance(m, nn.Linear)]
     assert synth.combination_matrix.shape == (F, 8) and widths == [4, D]
     assert sum(isinstance(m, nn.LayerNorm) for m in synth.tower) == 2
-    with_rows = SyntheticEmbeddingLayer(V, D, side_features=side, rows=True).synthesizer
+    with_rows = SyntheticEmbeddingLayer(V, D, side_features=side, rows=True, **tower).synthesizer
     assert with_rows.combination_matrix.shape == (D + F, 256)
     with pytest.raises(ConfigError, match=r"rows=False.*has none"):
         SyntheticEmbeddingLayer(V, D, rows=False)
@@ -327,3 +331,25 @@ def test_combination_tower_options() -> None:
         SyntheticEmbeddingLayer(V, D, output="tanh")
     with pytest.raises(ConfigError, match="'dropout' parameter of Combination"):
         SyntheticEmbeddingLayer(V, D, dropout=1.0)
+
+
+@pytest.mark.parametrize(("name", "cls"), [("gelu", nn.GELU), ("tanh", nn.Tanh), ("relu", nn.ReLU)])
+def test_combination_activation(name: str, cls: type[nn.Module]) -> None:
+    layer = SyntheticEmbeddingLayer(
+        V, D, side_features=features(), technique="combination", activation=name
+    )
+    synth = layer.synthesizer
+    assert [type(m) for m in synth.tower] == [cls, nn.Linear]
+    assert synth.get_options()["activation"] == name
+    x = torch.randn(3, F)
+    h = x @ synth.combination_matrix + synth.bias
+    assert torch.allclose(synth.combine_features(x), synth.tower[1](cls()(h)), atol=1e-6)
+
+
+def test_combination_activation_must_be_known() -> None:
+    with pytest.raises(
+        ConfigError,
+        match="'activation' parameter of Combination must be one of 'gelu', 'tanh', 'relu'. "
+        "Got 'swish' instead",
+    ):
+        SyntheticEmbeddingLayer(V, D, activation="swish")

@@ -18,7 +18,6 @@ Three parts (see ``DESIGN.md``)::
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from typing import Any
 
@@ -49,7 +48,9 @@ from synthembed.layers.synthesis_config import (
     check_side_features,
     column_names,
     decode_options,
+    default_technique,
     encode_options,
+    fused_options,
     third_positional_moved,
 )
 from synthembed.layers.token_lookup import TokenLookup, bind_vocab
@@ -143,7 +144,8 @@ class SyntheticEmbeddingLayer(
         synthesis_rate: the blend rate in ``[0, 1]``; default 0.5 with side features, 0.1
             without (see :class:`SynthesisConfig`).
         technique: registered synthesis technique (``"combination"``, ``"autoencoder"``,
-            ``"gan"``, ``"manifold"``, or your own).
+            ``"gan"``, ``"manifold"``, or your own); default ``"autoencoder"`` with side
+            features, ``"combination"`` without (see :func:`default_technique`).
         side_features: optional ``(input_dim, F)`` per-id features (genres,
             text vectors...), stored in a buffer and saved with the layer: a tensor,
             numpy array, list, or pandas DataFrame (whose column names are kept in
@@ -258,7 +260,7 @@ class SyntheticEmbeddingLayer(
         *,
         input_dim: int | None = None,
         synthesis_rate: float | None = None,
-        technique: str = "combination",
+        technique: str | None = None,
         side_features: Any = None,
         base: str = "full",
         base_options: dict[str, Any] | None = None,
@@ -292,6 +294,8 @@ class SyntheticEmbeddingLayer(
                     "input_dim is the founding documents' name for num_embeddings: pass one."
                 )
             num_embeddings = input_dim
+        if technique is None:
+            technique = default_technique(_OWNER, side_features is not None, technique_options)
         num_embeddings, padding_idx = bind_vocab(
             vocab, num_embeddings, padding_idx, technique, technique_options
         )
@@ -337,7 +341,7 @@ class SyntheticEmbeddingLayer(
                 "(pooling) is not supported. Pool the layer's outputs instead."
             )
         encode_options(base_options)
-        fused = _fused_options(base, fused_optimizer)
+        fused = fused_options(_OWNER, base, fused_optimizer)
         if not isinstance(check_finite, bool):
             raise ConfigError(
                 f"The 'check_finite' parameter of {_OWNER} must be a bool. Got {check_finite!r} instead."
@@ -675,19 +679,6 @@ class SyntheticEmbeddingLayer(
             rows, cols = self.side_features.shape
             s += f", side_features=({rows}, {cols})"
         return s
-
-
-def _fused_options(base: str, fused_optimizer: Any) -> dict[str, Any]:
-    """``{"fused_optimizer": ...}`` for a base that takes it; {} when none is given."""
-    if fused_optimizer is None:
-        return {}
-    cls = BASES.get(base)
-    if cls is None or "fused_optimizer" not in inspect.signature(cls).parameters:
-        raise ConfigError(
-            f"{_OWNER}(fused_optimizer=...) needs a base that takes fused_optimizer=; the "
-            f"{base!r} base does not. Use an optimizer over layer.parameters() instead."
-        )
-    return {"fused_optimizer": fused_optimizer}
 
 
 def _refresh_after_load(module: nn.Module, incompatible: Any) -> None:

@@ -77,9 +77,12 @@ class DemoConfig:
         quick: a short run (fewer epochs) for smoke tests, under a minute.
         epochs: BPR epochs of both models (None: 25, or 8 when quick).
         embedding_dim: size of user and item vectors.
-        technique: synthesis technique of the synthetic model.
-        synthesis_rate: blend rate of warm items.
-        train_synthetic_fraction: training fraction of items served fully synthetic.
+        technique: synthesis technique of the synthetic model (None: the layer's
+            default, ``"autoencoder"`` with side features).
+        synthesis_rate: blend rate of warm items (None: the layer's default, 0.5 with
+            side features).
+        train_synthetic_fraction: training fraction of items served fully synthetic
+            (None: the layer's default, 0.3 with side features).
         text: title vectors: ``"tfidf"`` (default, scikit-learn only) or
             ``"minilm"``/``"both"`` (the ``text`` extra, offline MiniLM).
         k: cut-off of Recall and NDCG.
@@ -96,9 +99,9 @@ class DemoConfig:
     quick: bool = False
     epochs: int | None = None
     embedding_dim: int = 64
-    technique: str = "combination"
-    synthesis_rate: float = 0.5
-    train_synthetic_fraction: float = 0.3
+    technique: str | None = None
+    synthesis_rate: float | None = None
+    train_synthetic_fraction: float | None = None
     text: TextMode = "tfidf"
     k: int = 20
     loss: str = "softmax"
@@ -111,9 +114,14 @@ class DemoConfig:
         check_int("DemoConfig", "seed", self.seed, 0)
         check_int("DemoConfig", "epochs", self.epochs, 1, optional=True)
         check_int("DemoConfig", "embedding_dim", self.embedding_dim, 1)
-        check_float("DemoConfig", "synthesis_rate", self.synthesis_rate, 0.0, 1.0)
+        check_float("DemoConfig", "synthesis_rate", self.synthesis_rate, 0.0, 1.0, optional=True)
         check_float(
-            "DemoConfig", "train_synthetic_fraction", self.train_synthetic_fraction, 0.0, 1.0
+            "DemoConfig",
+            "train_synthetic_fraction",
+            self.train_synthetic_fraction,
+            0.0,
+            1.0,
+            optional=True,
         )
         check_choice("DemoConfig", "text", self.text, ("tfidf", "minilm", "both"))
         check_int("DemoConfig", "k", self.k, 1)
@@ -446,9 +454,10 @@ def _run(
         item_bias=cfg.item_bias,
         seed=cfg.seed,
     )
-    synth_name = f"synthetic ({cfg.technique})"
+    technique = str(getattr(synth.item_embedding, "technique", "synthetic"))
+    synth_name = f"synthetic ({technique})"
     timings[f"train {synth_name}"] = _train(
-        synth, split.train, recipe, cfg.seed, bar_of(f"train {cfg.technique}", recipe.epochs)
+        synth, split.train, recipe, cfg.seed, bar_of(f"train {technique}", recipe.epochs)
     )
     t1 = time.perf_counter()
     models[synth_name] = evaluate_split(synth.score_matrix(), split, k=cfg.k)
@@ -466,7 +475,7 @@ def _run(
         main_genre,
         cold_mask,
         out / "item_map.png",
-        f"Item vectors of the synthetic model ({cfg.technique}), PCA",
+        f"Item vectors of the synthetic model ({technique}), PCA",
     )
     bar.update(1)
     timings["report"] = time.perf_counter() - t2
