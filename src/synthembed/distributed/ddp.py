@@ -288,8 +288,7 @@ class _FusedExchange:
 
     def arm(self, output: Any) -> None:
         """Run :meth:`flush` at the end of the backward that reaches ``output``."""
-        tensor = _first_grad_tensor(output)
-        if tensor is not None:
+        for tensor in _grad_tensors(output):
             tensor.register_hook(self._queue)
 
     def _queue(self, grad: torch.Tensor) -> None:
@@ -316,18 +315,15 @@ class _FusedExchange:
             rows.step_rows(weight, distinct, summed / world)
 
 
-def _first_grad_tensor(output: Any) -> torch.Tensor | None:
-    """The first tensor in ``output`` (a tensor, or sequences and dicts of them) that
+def _grad_tensors(output: Any) -> list[torch.Tensor]:
+    """The tensors in ``output`` (a tensor, or lists, tuples and dicts of them) that
     backward can reach."""
     if isinstance(output, torch.Tensor):
-        return output if output.requires_grad else None
+        return [output] if output.requires_grad else []
     items = output.values() if isinstance(output, dict) else output
-    if isinstance(items, (list, tuple)) or isinstance(output, dict):
-        for item in items:
-            found = _first_grad_tensor(item)
-            if found is not None:
-                return found
-    return None
+    if not isinstance(output, (dict, list, tuple)):
+        return []
+    return [t for item in items for t in _grad_tensors(item)]
 
 
 def _gather_rows(

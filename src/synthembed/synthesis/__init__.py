@@ -2,11 +2,13 @@
 
 One module per technique, each registered by name in :data:`TECHNIQUES`:
 
-- ``combination`` (the default): a content tower, an MLP with normalisation over
-  the side features (and the base row without them); the founding formula
-  ``sigmoid(concat(row, side) @ C + b)`` is ``Combination.FOUNDING``;
-- ``autoencoder``: bottleneck encoder of side features (or the base row), with
-  reconstruction and alignment losses;
+- ``combination`` (the layer's default without side features): a content tower,
+  an MLP (LayerNorm optional) over the side features (and the base row without
+  them); the founding formula ``sigmoid(concat(row, side) @ C + b)`` is
+  ``Combination.FOUNDING``;
+- ``autoencoder`` (the layer's default with side features): a tanh bottleneck
+  encoder of side features (or the base row), with reconstruction and alignment
+  losses;
 - ``gan``: conditional generator against a discriminator of learned rows;
 - ``manifold``: scikit-learn manifold coordinates mapped linearly to ``D``;
 - ``subword``: a word's vector from its spelling (fastText's hashed character n-grams).
