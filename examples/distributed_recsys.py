@@ -119,6 +119,7 @@ def main() -> None:
             neg = torch.randint(0, num_items, (len(idx), 4))
             scores = trained(users_b, torch.cat([pos.unsqueeze(1), neg], dim=1))  # (B, 5)
             loss = -F.logsigmoid(scores[:, :1] - scores[:, 1:]).mean()  # BPR
+            loss = loss + model.items.get_loss()  # the technique's own terms (autoencoder)
             opt.zero_grad()
             loss.backward()
             opt.step()
