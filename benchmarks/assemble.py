@@ -19,6 +19,7 @@ ORDER = [
     "synthesis.md",
     "synthesis_twin.md",
     "coldstart.md",
+    "default_technique.md",
     "synthesizers.md",
     "rates.md",
     "compression.md",

@@ -188,7 +188,9 @@ def write_report(
         "two-layer MLP over the side features, blended at 0.5, 30% of lookups served by the MLP "
         "alone in training, never-trained items by the MLP alone); `SyntheticEmbeddingLayer` "
         "items **with defaults** (only `side_features` given, `cold_threshold=1` so that "
-        "never-trained items are served synthetic) and **tuned** on validation (grid "
+        "never-trained items are served synthetic; with side features the layer's defaults "
+        "are the `autoencoder` technique, rate 0.5 and 30% of ids served by the synthesizer "
+        "alone in training) and **tuned** on validation (grid "
         f"{json.dumps(info['layer_grid'])}). The content MLP and the layer train with the "
         f"recipe of `synthembed.recsys` {json.dumps(info['recipe'])} (same epochs, batch, lr).",
         "- Tuning (seed 0's ColdRec validation split, cold + warm validation Recall@20; the "
