@@ -44,6 +44,8 @@ def build(case: str) -> nn.Module:
             options["train_synthetic_fraction"] = 0.3
         if kind == "fused":
             options["fused_optimizer"] = RowWiseAdagrad(lr=0.1)
+        if kind == "sparse":
+            options["base_options"] = {"sparse": True}
         return se.SyntheticEmbeddingLayer(V, D, side_features=_side(), cold_threshold=2, **options)
     if kind == "sparse":
         return make_base(name, V, D, sparse=True)
@@ -181,6 +183,7 @@ CASES = [
     "synthetic_hash",
     "synthetic_dropout",
     "synthetic_fused",
+    "synthetic_sparse",
 ]
 
 

@@ -117,6 +117,8 @@ def test_default_technique_depends_on_side_features() -> None:
         r"e\.g\. technique='combination'",
     ):
         SyntheticEmbeddingLayer(V, D, side_features=torch.rand(V, S), hidden_dims=(8,), norm=True)
+    with pytest.raises(ConfigError, match=r"Unknown option\(s\) \['sparse'\] for synthesis "):
+        SyntheticEmbeddingLayer(V, D, side_features=torch.rand(V, S), sparse=True)
 
 
 def test_default_train_synthetic_fraction_depends_on_side_features() -> None:

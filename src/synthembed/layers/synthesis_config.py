@@ -77,12 +77,14 @@ def default_technique(owner: str, has_side: bool, options: dict[str, Any]) -> st
     features, ``"combination"`` without.
 
     Raises:
-        ConfigError: ``options`` holds an option of another technique (e.g. the content
-            tower's ``hidden_dims``) that the default does not take: name it.
+        ConfigError: ``options`` holds an option of the content tower (``hidden_dims``...)
+            that the default with side features does not take: the message says to name
+            the technique. Other unknown options fail when the synthesizer is built.
     """
     name = DEFAULT_TECHNIQUE_SIDE if has_side else DEFAULT_TECHNIQUE
     accepted = get_technique(name).option_names()
-    foreign = sorted(set(options) - set(accepted))
+    tower = get_technique(DEFAULT_TECHNIQUE).option_names()
+    foreign = sorted(o for o in set(options) - set(accepted) if o in tower)
     if foreign and has_side:
         raise ConfigError(
             f"{owner} got option(s) {foreign}, which the default technique with side "
