@@ -349,7 +349,7 @@ def test_combination_activation(name: str, cls: type[nn.Module]) -> None:
 def test_combination_activation_must_be_known() -> None:
     with pytest.raises(
         ConfigError,
-        match="'activation' parameter of Combination must be one of 'gelu', 'tanh', 'relu'. "
-        "Got 'swish' instead",
+        match=r"'activation' parameter of Combination must be one of 'gelu', 'tanh', 'relu'\. "
+        r"Got 'swish' instead",
     ):
         SyntheticEmbeddingLayer(V, D, activation="swish")
