@@ -120,14 +120,14 @@ def test_quick_demo_writes_the_report_and_beats_the_random_floor(tmp_path: Path)
     assert json.loads(done.stdout)["models"] == report["models"]
     models = report["models"]
     peers = {"content MLP (hand-written)"} | ({"LightFM"} if _lightfm() else set())
-    assert set(models) == {"random", "popularity", "plain BPR", "synthetic (combination)"} | peers
+    assert set(models) == {"random", "popularity", "plain BPR", "synthetic (autoencoder)"} | peers
     for peer in ("plain BPR", *peers):  # the report says where the layer wins and loses
         assert any(f"vs {peer}:" in line for line in report["standing"])
     floor = models["random"]["cold"]["recall"]
-    synthetic = models["synthetic (combination)"]["cold"]
+    synthetic = models["synthetic (autoencoder)"]["cold"]
     assert synthetic["recall"] > floor
     assert synthetic["auc"] > 0.5
     assert report["data"]["interactions"] == 100_004
     text = (out / "results.md").read_text()
-    assert "| synthetic (combination) |" in text and "| content MLP (hand-written) |" in text
+    assert "| synthetic (autoencoder) |" in text and "| content MLP (hand-written) |" in text
     assert "## Where the synthetic model wins and loses" in text
