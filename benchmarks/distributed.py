@@ -202,7 +202,7 @@ def main() -> None:
         return
     need = 4 * args.rows * D * 4  # four float32 tables
     rows = args.rows
-    budget = int(0.75 * available_bytes())  # the machine is shared: never more than 75%
+    budget = int(0.75 * available_bytes())  # shared machine: at most 75% of what is free now
     if need * 1.3 > budget:
         rows = int(budget / 1.3 / (4 * D * 4)) // 100_000 * 100_000
     emit(f"## 3. Peak memory per process: four {rows:,} x {D} float32 tables")

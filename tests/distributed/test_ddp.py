@@ -4,7 +4,9 @@ global batch."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
 from typing import Any
 
 import pytest
@@ -30,14 +32,31 @@ def _side() -> torch.Tensor:
     return torch.rand(V, 3, generator=torch.Generator().manual_seed(7))
 
 
+class _Box:
+    def __init__(self, value: torch.Tensor) -> None:
+        self.value = value
+
+
+class _Boxed(nn.Module):
+    """A model whose output is an object DDP's output hooks cannot look into."""
+
+    def __init__(self, table: nn.Module) -> None:
+        super().__init__()
+        self.table = table
+        self.head = nn.Linear(D, D)
+
+    def forward(self, ids: torch.Tensor) -> _Box:
+        return _Box(self.head(self.table(ids)))
+
+
 def build(case: str) -> nn.Module:
     """The layer of ``case`` (under torch.manual_seed(0): the same on every rank)."""
     torch.manual_seed(0)
     name, _, kind = case.partition("_")
     if name == "synthetic":
         options: dict[str, Any] = {"synthesis_rate": 0.3, "train_synthetic_fraction": 0.0}
-        if kind == "autoencoder":
-            options["technique"] = "autoencoder"
+        # The content tower, or the autoencoder (the default with side features).
+        options["technique"] = "combination" if kind == "" else "autoencoder"
         if kind == "hash":
             options["base"] = "hash"
         if kind == "dropout":
@@ -149,6 +168,30 @@ def run_state(rank: int, world: int) -> dict[str, Any]:
     out["padding_moved"] = sorted(
         int(i) for i in (table.weight.detach() != before).any(1).nonzero().flatten()
     )
+    # The wrapper's life: a refused DDP option changes nothing; a copy of the module and
+    # the module after its wrapper is dropped update their fused tables themselves.
+    torch.manual_seed(0)
+    table = se.Embedding(V, D, fused_optimizer=RowWiseAdagrad(lr=0.1))
+    with contextlib.suppress(TypeError):
+        sd.data_parallel(nn.Sequential(table, nn.Linear(D, D)), no_such_option=1)
+    out["refused_interceptor"] = table.fused.interceptor is None
+    model = sd.data_parallel(nn.Sequential(table, nn.Linear(D, D)))
+    copied = copy.deepcopy(model.module)
+    before = copied[0].weight.detach().clone()
+    copied(torch.tensor([1, 2])).sum().backward()
+    out["copy_trains"] = not torch.equal(copied[0].weight.detach(), before)
+    del model
+    gc.collect()
+    before = table.weight.detach().clone()
+    table(torch.tensor([1, 2])).sum().backward()
+    out["dropped_trains"] = not torch.equal(table.weight.detach(), before)
+    # An output backward cannot be traced through is a clear error.
+    odd = sd.data_parallel(_Boxed(se.Embedding(V, D, fused_optimizer=RowWiseAdagrad(lr=0.1))))
+    try:
+        odd(torch.tensor([1]))
+        out["boxed"] = None
+    except ConfigError as exc:
+        out["boxed"] = str(exc)
     # One rank adds items alone: sync_state refuses, on every rank, naming both.
     layer = build("synthetic")
     sd.sync_state(layer)
@@ -247,3 +290,14 @@ def test_sync_state_needs_a_process_group() -> None:
 def test_fused_table_that_one_rank_never_reaches(state: dict[str, Any]) -> None:
     assert state["padding_replicas"] == 0.0
     assert state["padding_moved"] == list(range(1, B + 1))  # rank 0's rows, on both ranks
+
+
+def test_the_wrapper_life_leaves_tables_that_train(state: dict[str, Any]) -> None:
+    assert state["refused_interceptor"]  # DDP refused an option: the table is as it was
+    assert state["copy_trains"]  # deepcopy of the module: its own updates
+    assert state["dropped_trains"]  # the wrapper dropped: the table trains by itself again
+    assert state["boxed"] == (
+        "data_parallel: the model returned a _Box; fused tables apply their updates at the "
+        "end of the backward that reaches the output, so it must be a tensor, or a list, "
+        "tuple or dict of tensors."
+    )

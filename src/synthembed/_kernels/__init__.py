@@ -24,7 +24,8 @@ The API:
   torch.export, TorchScript or torch.fx traces the call, and an id check that
   stays in the traced graph (values cannot be read while tracing).
 - ``column_sums(x)``: ``x.sum(0)``.
-- ``at_backward_end(callback)``: run ``callback`` when the running backward finishes.
+- ``at_backward_end(callback)``: run ``callback`` when the running backward finishes;
+  ``ddp_ignore(module, names)``: parameters DDP must leave alone (fused tables).
 - ``unique_ids(flat)``, ``expand_rows(src, inverse, pool)``, ``segment_sum(grad, inverse,
   rows)``: distinct ids with their inverse, and the copy back (with its gradient).
 - ``sgd_rows``, ``adagrad_rows``, ``rowwise_adagrad_rows``, ``adamw_rows``: the row
@@ -65,6 +66,7 @@ __all__ = [
     "at_backward_end",
     "bag",
     "column_sums",
+    "ddp_ignore",
     "empty",
     "expand_rows",
     "functorch_active",
@@ -172,6 +174,16 @@ def at_backward_end(callback: Callable[[], None]) -> None:
     hook inside that backward). The autograd engine's callback queue is private torch,
     the one DDP uses to finish its gradient reduction."""
     torch.autograd.Variable._execution_engine.queue_callback(callback)  # type: ignore[attr-defined]
+
+
+def ddp_ignore(module: torch.nn.Module, names: list[str]) -> list[str]:
+    """Have ``DistributedDataParallel`` leave the parameters and buffers ``names`` of
+    ``module`` alone (a private DDP hook); returns the names ignored before, to restore."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    before = list(getattr(module, "_ddp_params_and_buffers_to_ignore", []))
+    DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, names)
+    return before
 
 
 def functorch_active() -> bool:

@@ -218,19 +218,26 @@ def data_parallel(
     if group is not None:
         ddp_options["process_group"] = group
     tables = _fused_tables(module)
-    exchange: _FusedExchange | None = None
-    if tables:
+    ignored: list[str] = []
+    for name, _, rows in tables:
         # Fused tables get no .grad for DDP to average: their updates are averaged at the
         # end of backward (_FusedExchange), so DDP leaves them and their state alone.
-        ignored = []
-        for name, _, rows in tables:
-            dot = f"{name}." if name else ""
-            ignored += [f"{dot}weight", *(f"{dot}fused.{b}" for b, _ in rows.named_buffers())]
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, ignored)
+        dot = f"{name}." if name else ""
+        ignored += [f"{dot}weight", *(f"{dot}fused.{b}" for b, _ in rows.named_buffers())]
+    before = _kernels.ddp_ignore(module, ignored) if tables else None
+    try:
+        wrapped = DistributedDataParallel(module, **ddp_options)
+    except BaseException:
+        if before is not None:  # the module as it was: nothing changed on a refused option
+            _kernels.ddp_ignore(module, before)
+        raise
+    exchange: _FusedExchange | None = None
+    if tables:
         # A group of their own: the exchange runs beside DDP's asynchronous all-reduces.
         ranks = dist.get_process_group_ranks(group if group is not None else dist.group.WORLD)
         exchange = _FusedExchange(tables, dist.new_group(ranks=ranks))
-    wrapped = DistributedDataParallel(module, **ddp_options)
+        # Dropping the wrapper ends the exchange: the bare module updates its tables again.
+        weakref.finalize(wrapped, exchange.release)
     sync_state(module, group=group)
     forwards = [0]
 
@@ -276,7 +283,7 @@ class _FusedExchange:
     def __init__(self, tables: list[tuple[str, nn.Module, FusedRows]], group: Any) -> None:
         self.tables = tables
         self.group = group
-        self.pending: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.pending: dict[FusedRows, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.queued = False
         for _, _, rows in tables:
             rows.interceptor = self.hold
@@ -284,11 +291,27 @@ class _FusedExchange:
     def hold(
         self, rows: FusedRows, weight: torch.Tensor, ids: torch.Tensor, grad: torch.Tensor
     ) -> None:
-        self.pending.setdefault(id(rows), []).append((ids, grad))
+        # In the table's dtype: every rank sends the same dtype (autocast may differ).
+        self.pending.setdefault(rows, []).append((ids, grad.to(weight.dtype)))
+
+    def release(self) -> None:
+        """Give the tables back their own updates (the wrapper is gone)."""
+        for _, _, rows in self.tables:
+            if rows.interceptor == self.hold:
+                rows.interceptor = None
+        self.pending = {}
 
     def arm(self, output: Any) -> None:
         """Run :meth:`flush` at the end of the backward that reaches ``output``."""
-        for tensor in _grad_tensors(output):
+        self.queued = False  # a backward that raised may have left it set
+        tensors = _grad_tensors(output)
+        if tensors is None:
+            raise ConfigError(
+                f"data_parallel: the model returned a {type(output).__name__}; fused tables "
+                "apply their updates at the end of the backward that reaches the output, "
+                "so it must be a tensor, or a list, tuple or dict of tensors."
+            )
+        for tensor in tensors:
             tensor.register_hook(self._queue)
 
     def _queue(self, grad: torch.Tensor) -> None:
@@ -299,7 +322,7 @@ class _FusedExchange:
     def flush(self) -> None:
         self.queued = False
         pending, self.pending = self.pending, {}
-        held = [pending.get(id(rows), []) for _, _, rows in self.tables]
+        held = [pending.get(rows, []) for _, _, rows in self.tables]
         mine = torch.tensor([sum(int(i.numel()) for i, _ in h) for h in held], dtype=torch.long)
         world = dist.get_world_size(self.group)
         sizes = [torch.zeros_like(mine) for _ in range(world)]
@@ -315,15 +338,20 @@ class _FusedExchange:
             rows.step_rows(weight, distinct, summed / world)
 
 
-def _grad_tensors(output: Any) -> list[torch.Tensor]:
+def _grad_tensors(output: Any) -> list[torch.Tensor] | None:
     """The tensors in ``output`` (a tensor, or lists, tuples and dicts of them) that
-    backward can reach."""
+    backward can reach; None when ``output`` holds something else."""
     if isinstance(output, torch.Tensor):
         return [output] if output.requires_grad else []
-    items = output.values() if isinstance(output, dict) else output
     if not isinstance(output, (dict, list, tuple)):
-        return []
-    return [t for item in items for t in _grad_tensors(item)]
+        return None
+    found: list[torch.Tensor] = []
+    for item in output.values() if isinstance(output, dict) else output:
+        inner = _grad_tensors(item)
+        if inner is None and not isinstance(item, (int, float, str, bool, type(None))):
+            return None
+        found += inner or []
+    return found
 
 
 def _gather_rows(

@@ -134,6 +134,13 @@ class FusedRows(nn.Module):
     def extra_repr(self) -> str:
         return repr(self.spec)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy (deepcopy, pickle) applies its own updates: the interceptor belongs to
+        # the original's data-parallel wrapper (and may hold a process group).
+        state = dict(self.__dict__)
+        state["interceptor"] = None
+        return state
+
     def update(self, weight: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor) -> None:
         """What backward calls with the rows it reached (distinct, sorted) and their
         summed gradient: :meth:`step_rows`, or the :attr:`interceptor` when one is set."""

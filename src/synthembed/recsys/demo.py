@@ -454,7 +454,7 @@ def _run(
         item_bias=cfg.item_bias,
         seed=cfg.seed,
     )
-    technique = str(getattr(synth.item_embedding, "technique", "synthetic"))
+    technique = str(synth.item_embedding.technique)
     synth_name = f"synthetic ({technique})"
     timings[f"train {synth_name}"] = _train(
         synth, split.train, recipe, cfg.seed, bar_of(f"train {technique}", recipe.epochs)
