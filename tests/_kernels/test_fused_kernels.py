@@ -168,15 +168,17 @@ def test_distinct_ids_match_torch_unique(rows: int) -> None:
 @pytest.mark.parametrize("mode", ["sum", "mean"])
 @pytest.mark.parametrize("scale", [False, True])
 @pytest.mark.parametrize("length", [4, 70])  # a scatter per column, then one gathered scatter
+# 12 rows: most ids repeat (scatters); 1,000: few repeat (each row gathers a bag, then adds)
+@pytest.mark.parametrize("table", [12, 1000])
 def test_fused_bag_without_padding_or_weights_equals_reference(
-    mode: str, scale: bool, length: int
+    mode: str, scale: bool, length: int, table: int
 ) -> None:
     gen = torch.Generator().manual_seed(2)
-    ids = torch.randint(0, 12, (5, length), generator=gen)
+    ids = torch.randint(0, table, (5, length), generator=gen)
     upstream = torch.randn(5, 3, generator=gen)
     got = []
     for module in (fused_fast, fused_reference):
-        weight = torch.randn(12, 3, generator=torch.Generator().manual_seed(0))
+        weight = torch.randn(table, 3, generator=torch.Generator().manual_seed(0))
         weight.requires_grad_(True)
         calls: list[tuple[torch.Tensor, torch.Tensor]] = []
         out = module.fused_bag(
@@ -194,11 +196,11 @@ def test_fused_bag_without_padding_or_weights_equals_reference(
     (rows_f, grad_f), (rows_r, grad_r) = got
     assert rows_f.tolist() == rows_r.tolist() == ids.unique().tolist()
     # by hand: each entry adds its bag's gradient (/ L for mean) to its id's row
-    by_hand = torch.zeros(12, 3)
+    by_hand = torch.zeros(table, 3)
     for b in range(5):
         for i in ids[b].tolist():
             by_hand[i] += upstream[b] / (length if mode == "mean" else 1)
     if scale:
-        by_hand /= torch.bincount(ids.reshape(-1), minlength=12).clamp(min=1).unsqueeze(1)
+        by_hand /= torch.bincount(ids.reshape(-1), minlength=table).clamp(min=1).unsqueeze(1)
     assert torch.allclose(grad_f, grad_r, atol=1e-6)
     assert torch.allclose(grad_f, by_hand[rows_f], atol=1e-5)
