@@ -69,10 +69,28 @@ def test_get_loss_drops_unread_losses_after_an_optimizer_step() -> None:
     opt = torch.optim.SGD(layer.parameters(), lr=0.1)
     layer(torch.tensor([1, 2])).sum().backward()  # loss never read
     opt.step()
-    layer(torch.tensor([3]))
+    with pytest.warns(
+        UserWarning,
+        match=r"never read: the technique's own terms .* train only "
+        r"through get_loss\(\)\. Add layer\.get_loss\(\) to the loss each step",
+    ):
+        layer(torch.tensor([3]))
     alone = layer.get_loss()
     layer(torch.tensor([3]))
     torch.testing.assert_close(alone, layer.get_loss())
+
+
+def test_no_unread_loss_warning_when_there_is_no_loss_or_it_is_read() -> None:
+    tower = _layer(technique="combination")  # no loss of its own: nothing to read
+    reader = _layer(technique="autoencoder")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for layer, read in ((tower, False), (reader, True)):
+            opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+            for _ in range(3):
+                loss = layer(torch.tensor([1, 2])).sum()
+                (loss + layer.get_loss() if read else loss).backward()
+                opt.step()
 
 
 def test_get_loss_keeps_a_bounded_number_of_unread_forwards() -> None:

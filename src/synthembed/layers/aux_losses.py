@@ -34,6 +34,12 @@ Record = tuple[Any, "torch.Tensor | None", "torch.Tensor | None"]
 LIMIT = 64
 
 
+def _owes(record: Record) -> bool:
+    """Does this forward carry a loss (the synthesizer's remembered tensors, alignment)?"""
+    synth, _, extra = record
+    return extra is not None or getattr(synth, "tensors", None) is not None
+
+
 class PendingLosses:
     """The unread training forwards of a layer (dropped by ``deepcopy`` and pickling).
 
@@ -42,12 +48,13 @@ class PendingLosses:
     any more), and past :data:`LIMIT` records.
     """
 
-    __slots__ = ("records", "version", "warned")
+    __slots__ = ("records", "version", "warned", "warned_unread")
 
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.version: int | None = None
         self.warned = False
+        self.warned_unread = False
 
     def add(
         self,
@@ -58,6 +65,16 @@ class PendingLosses:
     ) -> None:
         """Keep one forward: the synthesizer's record, its position -> row map, the layer's loss."""
         if self.records and version != self.version:
+            if not self.warned_unread and any(_owes(r) for r in self.records):
+                warnings.warn(
+                    "SyntheticEmbeddingLayer: the synthesizer's parameters changed (an "
+                    "optimizer step) while the losses of its last training forwards were "
+                    "never read: the technique's own terms (the autoencoder's reconstruction "
+                    "and alignment, the GAN generator's loss, distillation) train only "
+                    "through get_loss(). Add layer.get_loss() to the loss each step.",
+                    stacklevel=5,  # add <- forward <- Module._call_impl <- __call__ <- user
+                )
+                self.warned_unread = True
             self.records.clear()  # parameters stepped since: those losses are stale
         if len(self.records) >= LIMIT:
             if not self.warned:
